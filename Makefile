@@ -1,0 +1,35 @@
+# The two commands of the README's Quickstart, and the checks CI runs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test check bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## demo: set up, generate sample logs, run the main job, print the report
+demo: $(STAMP)
+	mkdir -p demo-out
+	$(BIN)/logweir gen --lines 200000 --format combined --seed 7 \
+		--incidents --output demo-out/access.log
+	$(BIN)/logweir run demo-out/access.log --out demo-out/out
+
+## test: set up and run the whole suite
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n auto
+
+## check: lint, format and type checks
+check: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf demo-out .pytest_cache .mypy_cache .ruff_cache

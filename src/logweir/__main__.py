@@ -1,0 +1,5 @@
+import sys
+
+from logweir.cli import main
+
+sys.exit(main())
