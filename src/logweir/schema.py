@@ -158,3 +158,33 @@ class ParseResult:
     events: pl.DataFrame
     rejects: pl.DataFrame
     skipped: int = 0
+
+
+#: One row per (window, dimension, key): what the windows stage emits and
+#: the aggregate store keeps, keyed by ``(window_size_s, window_step_s,
+#: window_start, dimension, key)``. The overall row of a window has
+#: ``dimension == "all"`` and ``key == ""``. ``top_*`` columns hold JSON
+#: arrays of ``{"key": str, "count": int}``, most frequent first.
+WINDOW_SCHEMA: dict[str, pl.DataType] = {
+    "window_size_s": pl.Int64(),
+    "window_step_s": pl.Int64(),
+    "window_start": TS_TYPE,
+    "window_end": TS_TYPE,
+    "dimension": pl.String(),
+    "key": pl.String(),
+    "requests": pl.UInt64(),
+    "bytes": pl.UInt64(),
+    "status_1xx": pl.UInt64(),
+    "status_2xx": pl.UInt64(),
+    "status_3xx": pl.UInt64(),
+    "status_4xx": pl.UInt64(),
+    "status_5xx": pl.UInt64(),
+    "error_rate": pl.Float64(),
+    "duration_p50_ms": pl.Float64(),
+    "duration_p95_ms": pl.Float64(),
+    "duration_p99_ms": pl.Float64(),
+    "unique_clients": pl.UInt64(),
+    "top_paths": pl.String(),
+    "top_clients": pl.String(),
+    "top_user_agents": pl.String(),
+}
