@@ -77,7 +77,8 @@ class MissingExtraError(LogweirError):
 
     def __init__(self, module: str, extra: str) -> None:
         super().__init__(
-            f"{module} is not installed; install it with: pip install 'logweir[{extra}]'"
+            f"{module} is not installed; install it with: "
+            f"pip install 'logweir[{extra}]'"
         )
         self.module = module
         self.extra = extra

@@ -15,9 +15,7 @@ from logweir.formats.base import ParseOptions, Parser
 
 APACHE_COMMON = '%h %l %u %t "%r" %>s %b'
 APACHE_COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"'
-APACHE_VHOST_COMBINED = (
-    '%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"'
-)
+APACHE_VHOST_COMBINED = '%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"'
 NGINX_COMBINED = (
     '$remote_addr - $remote_user [$time_local] "$request" $status '
     '$body_bytes_sent "$http_referer" "$http_user_agent"'

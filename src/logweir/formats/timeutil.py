@@ -9,7 +9,7 @@ with a reason.
 from __future__ import annotations
 
 import re
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
@@ -74,7 +74,7 @@ def utc_offset(zone: str) -> timezone | ZoneInfo:
     zone = check_timezone(zone)
     match = _OFFSET.match(zone)
     if zone == "UTC":
-        return timezone.utc
+        return UTC
     if match:
         sign, hours, minutes = match.groups()
         delta = timedelta(hours=int(hours), minutes=int(minutes))
