@@ -1,0 +1,301 @@
+"""JSON lines: one JSON object per line, keys mapped onto the schema.
+
+>>> from logweir.formats import compile_format
+>>> parser = compile_format("json")
+
+Which key fills which column is the shared table of
+:mod:`logweir.formats.keymap` (``@timestamp``/``time``/``ts`` to ``ts``,
+``remote_addr``/``client_ip`` to ``client_ip``, ``status``/``status_code``
+to ``status`` …), matched without regard to case; ``ParseOptions.json_mapping``
+replaces a column's keys with one path of its own (``http.request.method``).
+Numbers given as strings are read as numbers; timestamps may be ISO 8601
+with or without an offset, or epoch numbers (unit by magnitude, see
+:mod:`logweir.formats.flextime`). Keys that fill no column go to ``extra``:
+scalars as their text, objects and arrays as compact JSON text, and JSON
+nulls left out. A nested object that fills a column through one of its
+fields still goes to ``extra`` whole.
+
+How: DuckDB's JSON functions (yyjson, in C) validate every line and split
+each object into its top-level keys and values in one vectorized pass.
+Polars' own ``str.json_decode`` was measured first: it is 3-4 times slower
+here, and one bad line or one key whose type differs between lines fails
+the whole batch. Lines DuckDB refuses are retried one by one with Python's
+``json`` (DuckDB rejects a few valid lines, such as strings with an escaped
+NUL), which also gives the position of the error for the reject reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from logweir.formats.base import ParseOptions, Parser
+from logweir.formats.flextime import TimeContext
+from logweir.formats.keymap import KeyTable, convert, resolve
+from logweir.formats.lineprep import assemble, prepare
+from logweir.formats.timeutil import check_timezone
+from logweir.schema import LineBatch, ParseResult
+
+logger = logging.getLogger(__name__)
+
+#: Above this many distinct keys in one batch, the batch is parsed line by
+#: line: one column per key would cost more than it saves.
+MAX_KEYS = 1000
+
+_VALID_OBJECT = "json_valid(text) AND json_type(text) = 'OBJECT'"
+
+_state = threading.local()
+
+
+def _cursor() -> duckdb.DuckDBPyConnection:
+    """A DuckDB cursor for this thread, made again after a fork."""
+    connection = getattr(_state, "connection", None)
+    if connection is None or getattr(_state, "pid", None) != os.getpid():
+        connection = duckdb.connect()
+        _state.connection = connection
+        _state.pid = os.getpid()
+    cursor: duckdb.DuckDBPyConnection = connection.cursor()
+    return cursor
+
+
+def _query(source: pl.DataFrame, sql: str) -> pl.DataFrame:
+    cursor = _cursor()
+    try:
+        cursor.register("batch", source.to_arrow())
+        return cursor.sql(sql).pl()
+    finally:
+        cursor.close()
+
+
+def _path(parts: list[str]) -> str:
+    """A DuckDB JSON path (as an SQL literal) for nested ``parts``."""
+    quoted = ".".join(
+        '"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"' for part in parts
+    )
+    return "'$." + quoted.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The raw JSON text of every field: one column per key, one row per line.
+
+    ``rows`` are the batch rows of the lines that are objects, in order;
+    ``nested`` names the columns that are paths inside objects.
+    """
+
+    rows: pl.Series
+    raw: pl.DataFrame
+    nested: tuple[str, ...]
+    rejects: pl.DataFrame
+
+
+def extract_fields(rows: pl.Series, texts: pl.Series, table: KeyTable) -> Fields:
+    """Split each JSON object line into raw JSON values, one column per key.
+
+    Every top-level key of the batch gets a column, in the order the batch
+    first shows them, plus one column per nested path of ``table`` whose
+    outer object the batch has. Lines that are no JSON object are rejected
+    with the position of the error.
+    """
+    source = pl.DataFrame({"row": rows, "text": texts})
+    keys = _query(
+        source,
+        "WITH k AS (SELECT row, json_keys(text) AS ks FROM batch "
+        f"WHERE {_VALID_OBJECT}) SELECT key FROM (SELECT row, unnest(ks) AS key, "
+        "generate_subscripts(ks, 1) AS position FROM k) GROUP BY key "
+        "ORDER BY min(row), arg_min(position, row)",
+    ).get_column("key").to_list()
+    nested: list[tuple[str, list[str]]] = []
+    if len(keys) > MAX_KEYS:
+        logger.info("json: %d distinct keys in one batch; parsing line by line", len(keys))
+        fast_rows, fast = pl.Series("row", [], dtype=pl.UInt32), pl.DataFrame()
+    else:
+        nested = _nested_paths(keys, table)
+        fast_rows, fast = _extract(source, keys, nested)
+    slow_source = source.filter(~pl.col("row").is_in(fast_rows.implode()))
+    slow_rows, slow, rejects = _one_by_one(slow_source, nested)
+    all_rows = pl.concat([fast_rows, slow_rows])
+    raw = pl.concat([fast, slow], how="diagonal_relaxed") if slow.width else fast
+    order = all_rows.arg_sort()
+    return Fields(
+        all_rows.gather(order),
+        raw[order] if raw.width else pl.DataFrame(),
+        tuple(name for name, _ in nested),
+        rejects,
+    )
+
+
+def _nested_paths(keys: list[str], table: KeyTable) -> list[tuple[str, list[str]]]:
+    """(column name, path parts) for table keys inside objects the batch has."""
+    lower = {key.lower(): key for key in reversed(keys)}
+    found: dict[str, list[str]] = {}
+    for key, *_ in table.rows:
+        head, _, rest = key.partition(".")
+        if rest and head in lower and key not in lower:
+            found.setdefault(f"{lower[head]}.{rest}", [lower[head], *rest.split(".")])
+    return list(found.items())
+
+
+def _extract(
+    source: pl.DataFrame, keys: list[str], nested: list[tuple[str, list[str]]]
+) -> tuple[pl.Series, pl.DataFrame]:
+    # An empty key has no DuckDB path: lines with one go the slow way.
+    names = [key for key in keys if key] + [name for name, _ in nested]
+    paths = [_path([key]) for key in keys if key] + [_path(parts) for _, parts in nested]
+    where = _VALID_OBJECT
+    if "" in keys:
+        where += " AND NOT list_contains(json_keys(text), '')"
+    if not paths:
+        found = _query(source, f"SELECT row FROM batch WHERE {where}")
+        return found.get_column("row").cast(pl.UInt32), pl.DataFrame()
+    found = _query(
+        source,
+        f"SELECT row, json_extract(text, [{', '.join(paths)}]) AS v "
+        f"FROM batch WHERE {where}",
+    )
+    values = found.select(
+        [pl.col("v").list.get(index).alias(name) for index, name in enumerate(names)]
+    )
+    return found.get_column("row").cast(pl.UInt32), values
+
+
+def _one_by_one(
+    source: pl.DataFrame, nested: list[tuple[str, list[str]]]
+) -> tuple[pl.Series, pl.DataFrame, pl.DataFrame]:
+    """Raw fields of the lines DuckDB did not take, and rejects for the rest."""
+    rows: list[int] = []
+    records: list[dict[str, str | None]] = []
+    rejects: list[dict[str, Any]] = []
+    for row, text in source.iter_rows():
+        value, reason = _load(text)
+        if not isinstance(value, dict):
+            rejects.append({"row": row, "_reason": reason})
+            continue
+        record = {key: _dump(item) for key, item in value.items()}
+        for name, parts in nested:
+            record.setdefault(name, _dump(_walk(value, parts)))
+        rows.append(row)
+        records.append(record)
+    if source.height:
+        logger.debug("json: %d lines parsed one by one", source.height)
+    names = list(dict.fromkeys(key for record in records for key in record))
+    frame = pl.DataFrame(
+        {name: [record.get(name) for record in records] for name in names},
+        schema=dict.fromkeys(names, pl.String),
+    )
+    return (
+        pl.Series("row", rows, dtype=pl.UInt32),
+        frame,
+        pl.DataFrame(rejects, schema={"row": pl.UInt32, "_reason": pl.String}),
+    )
+
+
+def _load(text: str) -> tuple[object, str | None]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        return None, f"not JSON: {error.msg} (column {error.colno})"
+    except RecursionError:
+        return None, "not JSON: nested too deeply"
+    if not isinstance(value, dict):
+        return None, f"not a JSON object: the line holds a JSON {_kind(value)}"
+    return value, None
+
+
+def _walk(value: object, parts: list[str]) -> object:
+    for part in parts:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _dump(value: object) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_fields(raw: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, pl.Series]]:
+    """Raw JSON values to text (strings unquoted), and where they are objects.
+
+    Returns ``(fields, structured)`` as :func:`~logweir.formats.keymap.resolve`
+    takes them. JSON null becomes null; numbers and booleans keep their text.
+    """
+    exprs = []
+    for name in raw.columns:
+        column = pl.col(name)
+        simple = column.str.starts_with('"') & ~column.str.contains("\\", literal=True)
+        exprs.append(
+            pl.when(simple)
+            .then(column.str.slice(1, column.str.len_chars() - 2))
+            .when(column.str.starts_with('"') | (column == "null"))
+            .then(None)
+            .otherwise(column)
+            .alias(name)
+        )
+    fields = raw.with_columns(exprs)
+    structured: dict[str, pl.Series] = {}
+    for name in raw.columns:
+        column = raw.get_column(name)
+        first = column.str.head(1)
+        escaped = ((first == '"') & column.str.contains("\\", literal=True)).fill_null(False)
+        if escaped.any():
+            index = escaped.arg_true()
+            decoded = _decode_strings(column.gather(index))
+            fields = fields.with_columns(fields.get_column(name).scatter(index, decoded))
+        is_object = first.is_in(["{", "["]).fill_null(False)
+        if is_object.any():
+            structured[name] = is_object
+    return fields, structured
+
+
+def _decode_strings(raw: pl.Series) -> pl.Series:
+    try:
+        return raw.str.json_decode(pl.String)
+    except pl.exceptions.ComputeError:
+        return pl.Series([json.loads(text) for text in raw.to_list()], dtype=pl.String)
+
+
+class JsonParser(Parser):
+    """JSON lines to canonical events; see the module docstring."""
+
+    name = "json"
+
+    def __init__(self, options: ParseOptions | None = None) -> None:
+        self.options = options or ParseOptions()
+        check_timezone(self.options.timezone)
+        self.table = KeyTable.build(self.options.json_mapping)
+
+    def parse(self, batch: LineBatch) -> ParseResult:
+        prepared = prepare(batch)
+        ctx = TimeContext.current(self.options.timezone, self.options.reference_year)
+        found = extract_fields(prepared.rows, prepared.lines, self.table)
+        fields, structured = decode_fields(found.raw)
+        picked = resolve(
+            found.rows, fields, self.table, structured=structured, nested=found.nested
+        )
+        parsed = convert(picked, ctx)
+        return assemble(batch, prepared, pl.concat([parsed, found.rejects], how="diagonal"))
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
+
+
+__all__ = ["MAX_KEYS", "Fields", "JsonParser", "decode_fields", "extract_fields"]

@@ -1,0 +1,669 @@
+"""Which field of a structured line fills which canonical column, and how.
+
+JSON lines, logfmt and grok captures name their fields freely; this module
+holds the one table that says which names mean which column of the schema
+(:data:`DEFAULT_KEYS`), and the vectorized steps that every such format
+shares:
+
+1. :func:`resolve` takes *entries* — one row per (line, key, value) — and
+   picks, for each line and each column, the first key of the table that
+   the line has. Keys match without regard to case; a dotted key
+   (``http.request.method``) matches a nested object path or a literal key
+   with dots in it. Keys that fill no column go to ``extra``.
+2. :func:`convert` turns the chosen text into typed columns (status to
+   uint16, timestamps to UTC …) and names the first field that fails in a
+   ``_reason`` column, so the caller can reject that line.
+
+Some keys fill more than one column: ``request`` holds a whole request line
+(``GET /a?b=1 HTTP/1.1``) and is split into method, path, query and
+protocol; ``url`` is split into path and query; ``http_version`` (``1.1``)
+becomes the protocol ``HTTP/1.1``. A column given directly wins over one
+split out of such a field.
+
+Durations take the unit the key implies (see :data:`DEFAULT_KEYS`), unless
+the value carries its own (``"12ms"``, ``"1.5s"``, ``"1m30s"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from logweir.errors import ConfigError
+from logweir.formats.flextime import TimeContext, parse_flexible, parse_with_format
+from logweir.schema import EXTRA_TYPE, TS_TYPE
+
+#: Column -> keys that fill it, first match wins. Durations carry the unit
+#: their key implies as a factor to milliseconds, after a ``:``.
+DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
+    "ts": (
+        "@timestamp",
+        "timestamp",
+        "time",
+        "ts",
+        "date",
+        "datetime",
+        "@t",
+        "time_iso8601",
+        "time_local",
+        "msec",
+        "timemillis",
+        "__realtime_timestamp",
+        "created_at",
+        "started_at",
+    ),
+    "client_ip": (
+        "remote_addr",
+        "client_ip",
+        "clientip",
+        "remote_ip",
+        "ip",
+        "client_addr",
+        "client.ip",
+        "client.address",
+        "source.ip",
+        "source.address",
+    ),
+    "method": (
+        "method",
+        "request_method",
+        "verb",
+        "http_method",
+        "http.request.method",
+        "request.method",
+    ),
+    "path": ("path", "request_path", "url.path"),
+    "query": ("query", "query_string", "args", "url.query"),
+    "url": (
+        "url",
+        "uri",
+        "request_uri",
+        "url.original",
+        "request.uri",
+        "request.url",
+    ),
+    "request": ("request", "request_line"),
+    "protocol": ("protocol", "server_protocol", "http_protocol"),
+    "http_version": ("http_version", "httpversion", "http.version"),
+    "status": (
+        "status",
+        "status_code",
+        "statuscode",
+        "response",
+        "http_status",
+        "response_status",
+        "http.response.status_code",
+        "response.status",
+        "response.status_code",
+    ),
+    "bytes": (
+        "bytes",
+        "body_bytes_sent",
+        "size",
+        "bytes_sent",
+        "response_size",
+        "response_bytes",
+        "http.response.body.bytes",
+        "http.response.bytes",
+        "response.size",
+        "response.bytes",
+    ),
+    "duration_ms": (
+        "duration_ms:1",
+        "latency_ms:1",
+        "elapsed_ms:1",
+        "response_time_ms:1",
+        "request_time:1000",
+        "duration:1000",
+        "duration_s:1000",
+        "latency:1",
+        "response_time:1",
+        "elapsed:1",
+        "duration_us:0.001",
+        "duration_ns:0.000001",
+        "event.duration:0.000001",
+    ),
+    "level": (
+        "level",
+        "severity",
+        "lvl",
+        "loglevel",
+        "log_level",
+        "levelname",
+        "@l",
+        "log.level",
+    ),
+    "message": ("msg", "message", "@m", "log"),
+    "service": (
+        "service",
+        "app",
+        "application",
+        "service_name",
+        "logger",
+        "logger_name",
+        "component",
+        "program",
+        "syslog_identifier",
+        "service.name",
+        "log.logger",
+    ),
+    "host": (
+        "host",
+        "hostname",
+        "server_name",
+        "_hostname",
+        "logsource",
+        "host.name",
+        "host.hostname",
+    ),
+    "user_agent": (
+        "user_agent",
+        "http_user_agent",
+        "agent",
+        "useragent",
+        "user_agent.original",
+    ),
+    "referer": (
+        "referer",
+        "referrer",
+        "http_referer",
+        "http_referrer",
+        "http.request.referrer",
+    ),
+}
+
+#: Names a mapping may target: the canonical columns a line can fill, plus
+#: the fields that are split into several columns.
+TARGETS: tuple[str, ...] = tuple(DEFAULT_KEYS)
+
+#: Columns where ``-`` means "absent", as web servers write it.
+_DASH_IS_NULL = (
+    "client_ip",
+    "method",
+    "path",
+    "query",
+    "protocol",
+    "referer",
+    "user_agent",
+    "host",
+    "status",
+    "bytes",
+    "duration_ms",
+    "request",
+    "url",
+    "http_version",
+)
+
+_STRING_COLUMNS = (
+    "client_ip",
+    "method",
+    "path",
+    "query",
+    "protocol",
+    "referer",
+    "user_agent",
+    "host",
+    "level",
+    "message",
+    "service",
+)
+
+#: Longest field value quoted in a reject reason.
+_QUOTE_CHARS = 40
+
+
+@dataclass(frozen=True)
+class KeyTable:
+    """A compiled key table: which lower-cased key fills which target.
+
+    Build it with :meth:`build`; it is cheap to keep in a parser and
+    picklable.
+    """
+
+    rows: tuple[tuple[str, str, int, float], ...]  # key, target, priority, unit
+
+    @classmethod
+    def build(
+        cls,
+        overrides: Mapping[str, str] | None = None,
+        defaults: Mapping[str, Iterable[str]] | None = None,
+    ) -> KeyTable:
+        """Defaults, with each column named in ``overrides`` mapped only to
+        the key given there (a dotted path for nested objects).
+
+        Raises :class:`ConfigError` for a column that is not a target.
+        """
+        overrides = dict(overrides or {})
+        for column in overrides:
+            if column not in TARGETS:
+                names = ", ".join(TARGETS)
+                raise ConfigError(
+                    f"cannot map a field to {column!r}: the targets are {names}"
+                )
+        rows: list[tuple[str, str, int, float]] = []
+        for target, keys in (defaults or DEFAULT_KEYS).items():
+            chosen = [overrides[target]] if target in overrides else list(keys)
+            for priority, spec in enumerate(chosen):
+                key, unit = _split_unit(spec, target)
+                rows.append((key.lower(), target, priority, unit))
+        return cls(tuple(rows))
+
+    @property
+    def prefixes(self) -> frozenset[str]:
+        """Every dotted prefix of a nested key: the objects worth opening."""
+        found: set[str] = set()
+        for key, *_ in self.rows:
+            parts = key.split(".")
+            for end in range(1, len(parts)):
+                found.add(".".join(parts[:end]))
+        return frozenset(found)
+
+    def by_target(self) -> dict[str, list[tuple[str, float]]]:
+        """Target -> its (lower-cased key, unit) pairs, first choice first."""
+        found: dict[str, list[tuple[str, float]]] = {}
+        for key, target, _priority, unit in self.rows:
+            found.setdefault(target, []).append((key, unit))
+        return found
+
+
+def _split_unit(spec: str, target: str) -> tuple[str, float]:
+    if target != "duration_ms":
+        return spec, 1.0
+    key, _, unit = spec.rpartition(":")
+    if not key:
+        return spec, 1.0
+    try:
+        return key, float(unit)
+    except ValueError:
+        return spec, 1.0
+
+
+# --- 1. resolve ------------------------------------------------------------------
+
+
+def resolve(
+    rows: pl.Series,
+    fields: pl.DataFrame,
+    table: KeyTable,
+    *,
+    structured: Mapping[str, pl.Series] | None = None,
+    nested: Collection[str] = (),
+) -> pl.DataFrame:
+    """Pick, for every line and target, the first field of the table it has.
+
+    ``fields`` has one string column per field name found in the batch (null
+    where a line lacks it), one row per entry of ``rows``. ``structured``
+    maps a field to a boolean column, true where its value is a JSON object
+    or array: such values fill no column but stay in ``extra``. Columns named
+    in ``nested`` are paths inside objects, matched but never put in
+    ``extra`` (their object is there already).
+
+    The result has ``row``, a string column per target found, with
+    ``<target>__key`` naming the field used, ``duration_ms__unit`` and
+    ``extra``: the other fields, in the order of ``fields``' columns.
+    """
+    structured = structured or {}
+    scalars = fields.with_columns(
+        [
+            pl.when(pl.lit(mask)).then(None).otherwise(pl.col(name)).alias(name)
+            for name, mask in structured.items()
+        ]
+    )
+    by_lower: dict[str, list[str]] = {}
+    for name in fields.columns:
+        by_lower.setdefault(name.lower(), []).append(name)
+    picks: list[pl.Expr] = []
+    candidates_of: dict[str, list[str]] = {}
+    for target, keys in table.by_target().items():
+        chosen = [(name, unit) for key, unit in keys for name in by_lower.get(key, [])]
+        if chosen:
+            candidates_of[target] = [name for name, _ in chosen]
+            picks.extend(_pick(target, chosen))
+    picked = scalars.select(picks) if picks else pl.DataFrame()
+    extra = _extra(fields, picked, nested, candidates_of, structured)
+    return picked.with_columns(rows.cast(pl.UInt32).alias("row"), extra).select(
+        "row", *picked.columns, "extra"
+    )
+
+
+def _pick(target: str, chosen: list[tuple[str, float]]) -> list[pl.Expr]:
+    """The value, key name (and unit) of the first of ``chosen`` a row has."""
+
+    def first(values: list[pl.Expr]) -> pl.Expr:
+        return pl.coalesce(
+            [pl.when(pl.col(name).is_not_null()).then(value) for (name, _), value in zip(chosen, values, strict=True)]
+        )
+
+    exprs = [
+        pl.coalesce([pl.col(name) for name, _ in chosen]).alias(target),
+        first([pl.lit(name) for name, _ in chosen]).alias(f"{target}__key"),
+    ]
+    if target == "duration_ms":
+        exprs.append(first([pl.lit(unit) for _, unit in chosen]).alias("duration_ms__unit"))
+    return exprs
+
+
+def _extra(
+    fields: pl.DataFrame,
+    picked: pl.DataFrame,
+    nested: Collection[str],
+    candidates_of: dict[str, list[str]],
+    structured: Mapping[str, pl.Series],
+) -> pl.Series:
+    """The fields that filled no column, as one ``extra`` list per row."""
+    target_of = {
+        name: target for target, names in candidates_of.items() for name in names
+    }
+    keys: list[str] = []
+    values: list[pl.Series] = []
+    for name in fields.columns:
+        if name in nested:
+            continue
+        value = fields.get_column(name)
+        target = target_of.get(name)
+        if target is not None:
+            # A field that is its column's only candidate and never an
+            # object is always the one used: no need to test each row.
+            if candidates_of[target] == [name] and name not in structured:
+                continue
+            used = picked.get_column(f"{target}__key").eq_missing(name)
+            value = value.scatter(used.arg_true(), None)
+        keys.append(name)
+        values.append(value)
+    return build_extra(keys, values, fields.height)
+
+
+def build_extra(keys: list[str], values: list[pl.Series], height: int) -> pl.Series:
+    """``extra`` lists from one value column per key, nulls left out.
+
+    Built directly as Arrow arrays: Polars' ``concat_list`` of structs costs
+    about 2 µs per cell here, which made it the slowest step of a parse.
+    """
+    if not keys:
+        return pl.Series("extra", [[]] * height, dtype=EXTRA_TYPE)
+    valid = np.stack([column.is_not_null().to_numpy() for column in values], axis=1)
+    offsets = np.zeros(height + 1, dtype=np.int64)
+    np.cumsum(valid.sum(axis=1), out=offsets[1:])
+    before = np.cumsum(valid, axis=1) - valid
+    positions = [
+        offsets[:-1][valid[:, index]] + before[valid[:, index], index]
+        for index in range(len(keys))
+    ]
+    order = np.empty(int(offsets[-1]), dtype=np.int64)
+    order[np.concatenate(positions)] = np.arange(int(offsets[-1]))
+    flat_values = pa.concat_arrays(
+        [column.drop_nulls().to_arrow().cast(pa.large_string()) for column in values]
+    ).take(pa.array(order))
+    key_index = np.concatenate(
+        [np.full(len(where), index, dtype=np.int32) for index, where in enumerate(positions)]
+    )
+    flat_keys = pa.array(keys, type=pa.large_string()).take(pa.array(key_index[order]))
+    items = pa.StructArray.from_arrays([flat_keys, flat_values], names=["key", "value"])
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets), items)
+    return pl.Series("extra", lists).cast(EXTRA_TYPE)
+
+
+def extra_from_entries(entries: pl.DataFrame, height: int) -> pl.Series:
+    """``extra`` lists from long ``entries`` (``row``, ``key``, ``value``).
+
+    ``row`` indexes the result (0 to ``height - 1``); entries keep their
+    order within a row, and null values are left out.
+    """
+    entries = entries.filter(pl.col("value").is_not_null())
+    rows = entries.get_column("row").cast(pl.Int64).to_numpy()
+    order = np.argsort(rows, kind="stable")
+    offsets = np.zeros(height + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=height), out=offsets[1:])
+    take = pa.array(order)
+    items = pa.StructArray.from_arrays(
+        [
+            entries.get_column("key").to_arrow().cast(pa.large_string()).take(take),
+            entries.get_column("value").to_arrow().cast(pa.large_string()).take(take),
+        ],
+        names=["key", "value"],
+    )
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets), items)
+    return pl.Series("extra", lists).cast(EXTRA_TYPE)
+
+
+# --- 2. convert ------------------------------------------------------------------
+
+_REQUEST_LINE = (
+    r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*)\s+(?P<target>\S+)"
+    r"(?:\s+(?P<protocol>[A-Za-z][A-Za-z0-9_-]*/[0-9][0-9.]*))?\s*$"
+)
+_ABSOLUTE_URL = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*"
+_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+_DURATION_UNIT = {
+    "ns": 1e-6,
+    "us": 1e-3,
+    "µs": 1e-3,
+    "μs": 1e-3,
+    "ms": 1.0,
+    "msec": 1.0,
+    "millis": 1.0,
+    "s": 1000.0,
+    "sec": 1000.0,
+    "secs": 1000.0,
+    "seconds": 1000.0,
+    "m": 60_000.0,
+    "min": 60_000.0,
+    "h": 3_600_000.0,
+}
+_DURATION_PART = r"(\d+(?:\.\d+)?|\.\d+)\s*(ns|us|µs|μs|ms|msec|millis|seconds|secs|sec|s|min|m|h)"
+
+
+def _quoted(value: pl.Expr) -> pl.Expr:
+    short = (
+        pl.when(value.str.len_chars() > _QUOTE_CHARS)
+        .then(value.str.slice(0, _QUOTE_CHARS) + pl.lit("…"))
+        .otherwise(value)
+    )
+    return pl.lit("'") + short + pl.lit("'")
+
+
+def convert(
+    raw: pl.DataFrame,
+    ctx: TimeContext,
+    *,
+    ts_format: str | None = None,
+) -> pl.DataFrame:
+    """Typed canonical columns from the text in ``raw``.
+
+    ``raw`` has ``row``, any of the targets as strings (with optional
+    ``<target>__key`` and ``duration_ms__unit``) and optionally ``extra``.
+    The result has ``row``, every canonical column this module fills,
+    ``extra`` and ``_reason``: null when the line is good, else the first
+    field that failed, as ``<column>: field '<key>' has '<value>', <why>``.
+    """
+    frame = raw.with_columns(
+        [
+            pl.when(pl.col(name).str.strip_chars().is_in(["-", ""]))
+            .then(None)
+            .otherwise(pl.col(name))
+            .alias(name)
+            for name in _DASH_IS_NULL
+            if name in raw.columns
+        ]
+    )
+    if "extra" not in frame.columns:
+        frame = frame.with_columns(pl.lit([], dtype=EXTRA_TYPE).alias("extra"))
+    frame = _split_http(frame)
+    reasons: list[pl.Series] = []
+    typed: list[pl.Series] = []
+    for name, reader, why in _TYPED:
+        if name not in frame.columns:
+            continue
+        value = reader(frame, ctx, ts_format)
+        typed.append(value.alias(name))
+        failed = frame.get_column(name).is_not_null() & value.is_null()
+        if failed.any():
+            reasons.append(_reasons(frame, name, failed, why))
+    frame = frame.with_columns(typed)
+    reason = (
+        pl.select(pl.coalesce(reasons)).to_series()
+        if reasons
+        else pl.Series([None] * frame.height, dtype=pl.String)
+    )
+    frame = frame.with_columns(reason.alias("_reason"))
+    keep = ["row", "ts", *_STRING_COLUMNS, "status", "bytes", "duration_ms"]
+    return frame.select([name for name in keep if name in frame.columns] + ["extra", "_reason"])
+
+
+def _reasons(frame: pl.DataFrame, name: str, failed: pl.Series, why: str) -> pl.Series:
+    """The reject reason of each failed row (null elsewhere)."""
+    key = pl.col(f"{name}__key") if f"{name}__key" in frame.columns else pl.lit(name)
+    text = pl.lit(f"{name}: field '") + key + pl.lit("' has ") + _quoted(pl.col(name))
+    return frame.select(
+        pl.when(pl.lit(failed)).then(text + pl.lit(f", {why}")).alias(name)
+    ).to_series()
+
+
+def _status(frame: pl.DataFrame, ctx: TimeContext, ts_format: str | None) -> pl.Series:
+    number = _integral(frame.get_column("status").str.strip_chars())
+    in_range = pl.when(number.is_between(0, 999)).then(number)
+    return pl.select(in_range).to_series().cast(pl.UInt16)
+
+
+def _bytes(frame: pl.DataFrame, ctx: TimeContext, ts_format: str | None) -> pl.Series:
+    number = _integral(frame.get_column("bytes").str.strip_chars())
+    return pl.select(pl.when(number >= 0).then(number)).to_series().cast(pl.UInt64)
+
+
+def _integral(text: pl.Series) -> pl.Series:
+    """Whole numbers, also when written as ``200.0`` or ``2e2``; else null."""
+    exact = text.cast(pl.Int64, strict=False)
+    missed = (exact.is_null() & text.is_not_null()).fill_null(False)
+    if not missed.any():
+        return exact
+    index = missed.arg_true()
+    real = text.gather(index).cast(pl.Float64, strict=False)
+    whole = pl.select(
+        pl.when(real.is_finite() & (real == real.round(0)) & (real.abs() < 2.0**62))
+        .then(real)
+    ).to_series()
+    return exact.scatter(index, whole.cast(pl.Int64))
+
+
+def _duration(frame: pl.DataFrame, ctx: TimeContext, ts_format: str | None) -> pl.Series:
+    text = frame.get_column("duration_ms").str.strip_chars()
+    unit = (
+        frame.get_column("duration_ms__unit").fill_null(1.0)
+        if "duration_ms__unit" in frame.columns
+        else pl.Series([1.0] * frame.height)
+    )
+    value = text.cast(pl.Float64, strict=False) * unit
+    missed = (value.is_null() & text.is_not_null()).fill_null(False)
+    if missed.any():
+        index = missed.arg_true()
+        value = value.scatter(index, _with_units(text.gather(index)))
+    return value.cast(pl.Float64)
+
+
+def _with_units(text: pl.Series) -> pl.Series:
+    """``12ms``, ``1.5 s``, ``1m30s`` … to milliseconds; anything else null."""
+    frame = pl.DataFrame({"text": text})
+    parts = pl.col("text").str.extract_all(_DURATION_PART)
+    whole = parts.list.join("") == pl.col("text").str.replace_all(r"\s+", "")
+    summed = parts.list.eval(
+        pl.element().str.extract(r"^([\d.]+)", 1).cast(pl.Float64, strict=False)
+        * pl.element()
+        .str.extract(r"([^\d.\s]+)$", 1)
+        .replace_strict(_DURATION_UNIT, default=None, return_dtype=pl.Float64)
+    ).list.sum()
+    return frame.select(
+        pl.when((parts.list.len() > 0) & whole).then(summed).cast(pl.Float64)
+    ).to_series()
+
+
+def _timestamp(frame: pl.DataFrame, ctx: TimeContext, ts_format: str | None) -> pl.Series:
+    values = frame.get_column("ts")
+    if ts_format:
+        return parse_with_format(values, ts_format, ctx)
+    return parse_flexible(values, ctx)
+
+
+_TYPED = (
+    ("ts", _timestamp, "not a timestamp"),
+    ("status", _status, "not an HTTP status code"),
+    ("bytes", _bytes, "not a byte count"),
+    ("duration_ms", _duration, "not a duration"),
+)
+
+
+def _split_http(frame: pl.DataFrame) -> pl.DataFrame:
+    """Method, path, query and protocol from request lines, URLs and paths."""
+    columns = set(frame.columns)
+    request: dict[str, pl.Expr] = {}
+    if "request" in columns:
+        groups = frame.get_column("request").str.extract_groups(_REQUEST_LINE)
+        parts = groups.struct.unnest()
+        frame = frame.with_columns(
+            parts.get_column("method").alias("␟method"),
+            parts.get_column("target").alias("␟target"),
+            parts.get_column("protocol").alias("␟protocol"),
+        )
+        frame = _keep_odd_requests(frame)
+        request = {name: pl.col(f"␟{name}") for name in ("method", "target", "protocol")}
+    nothing = pl.lit(None, pl.String)
+
+    def given(name: str) -> pl.Expr:
+        return pl.col(name) if name in columns else nothing
+
+    target = pl.coalesce(given("path"), given("url"), request.get("target", nothing))
+    target = target.str.replace(_ABSOLUTE_URL, "")
+    split = target.str.splitn("?", 2)
+    before = split.struct.field("field_0")
+    version = given("http_version")
+    return frame.with_columns(
+        pl.coalesce(given("method"), request.get("method", nothing)).alias("method"),
+        pl.when(target.is_not_null() & (before == "")).then(pl.lit("/")).otherwise(before)
+        .alias("path"),
+        pl.coalesce(given("query"), split.struct.field("field_1")).alias("query"),
+        pl.coalesce(
+            given("protocol"),
+            pl.when(version.str.contains(r"^\d+(\.\d+)?$"))
+            .then(pl.lit("HTTP/") + version)
+            .otherwise(version),
+            request.get("protocol", nothing),
+        ).alias("protocol"),
+    )
+
+
+def _keep_odd_requests(frame: pl.DataFrame) -> pl.DataFrame:
+    """Keep a request that is no request line (TLS noise…) in ``extra``.
+
+    Such a line is still a good event; its request just cannot be split.
+    """
+    odd = (pl.col("request").is_not_null() & pl.col("␟method").is_null())
+    index = frame.select(odd.fill_null(False)).to_series().arg_true()
+    if index.len() == 0:
+        return frame
+    keys = (
+        frame.get_column("request__key").gather(index).to_list()
+        if "request__key" in frame.columns
+        else ["request"] * index.len()
+    )
+    requests = frame.get_column("request").gather(index).to_list()
+    extras = frame.get_column("extra").gather(index).to_list()
+    grown = [
+        [*items, {"key": key, "value": value}]
+        for items, key, value in zip(extras, keys, requests, strict=True)
+    ]
+    extra = frame.get_column("extra").scatter(index, pl.Series(grown, dtype=EXTRA_TYPE))
+    return frame.with_columns(extra)
+
+
+__all__ = [
+    "DEFAULT_KEYS",
+    "TARGETS",
+    "KeyTable",
+    "build_extra",
+    "convert",
+    "extra_from_entries",
+    "resolve",
+]

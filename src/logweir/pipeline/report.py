@@ -1,0 +1,389 @@
+"""The summary a run prints: GoAccess-like panels on the terminal, or JSON.
+
+:func:`build_report` computes the figures exactly, with DuckDB over the
+lake files the run wrote (so a lake that also holds earlier runs over
+other inputs does not leak into this run's report), and takes the run's
+own counts (lines, rejects by reason, timings) from the
+:class:`~logweir.pipeline.batch.RunSummary`. :func:`render_report` draws
+it with rich; :func:`report_to_dict` gives the same figures for ``--json``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from rich import box
+from rich.columns import Columns
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from logweir.pipeline.batch import RunSummary
+from logweir.pipeline.query import frame_of
+
+SPARK_BARS = "▁▂▃▄▅▆▇█"
+
+#: The lake columns the report reads; DuckDB reads only these from Parquet.
+_REPORT_COLUMNS = "ts, client_ip, path, status, bytes, duration_ms"
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Every figure the report shows. Ranked lists hold plain dicts."""
+
+    summary: RunSummary
+    requests: int = 0
+    unique_clients: int = 0
+    bandwidth_bytes: int = 0
+    first_event: datetime | None = None
+    last_event: datetime | None = None
+    status_codes: list[dict[str, Any]] = field(default_factory=list)
+    top_paths: list[dict[str, Any]] = field(default_factory=list)
+    top_clients: list[dict[str, Any]] = field(default_factory=list)
+    top_404s: list[dict[str, Any]] = field(default_factory=list)
+    slowest_paths: list[dict[str, Any]] = field(default_factory=list)
+    requests_per_minute: list[tuple[datetime, int]] = field(default_factory=list)
+
+
+def build_report(summary: RunSummary, top: int = 10) -> RunReport:
+    """Compute the report's figures for ``summary``'s run.
+
+    Reads only the lake files that the run wrote.
+    """
+    if not summary.lake_files:
+        return RunReport(summary=summary)
+    with duckdb.connect() as db:
+        db.execute("SET TimeZone = 'UTC'")
+        files = [str(path) for path in summary.lake_files]
+        db.execute(
+            f"CREATE TEMP TABLE e AS SELECT {_REPORT_COLUMNS} "
+            "FROM read_parquet(?, hive_partitioning = false)",
+            [files],
+        )
+        overview = _rows(
+            db,
+            "SELECT count(*) AS requests, count(DISTINCT client_ip) AS clients, "
+            "coalesce(sum(bytes), 0)::UBIGINT AS bandwidth, min(ts) AS first, "
+            "max(ts) AS last FROM e",
+        )[0]
+        return RunReport(
+            summary=summary,
+            requests=int(overview["requests"]),
+            unique_clients=int(overview["clients"]),
+            bandwidth_bytes=int(overview["bandwidth"]),
+            first_event=overview["first"],
+            last_event=overview["last"],
+            status_codes=_rows(
+                db,
+                "SELECT status, count(*) AS requests FROM e "
+                "GROUP BY status ORDER BY requests DESC, status",
+            ),
+            top_paths=_ranked(db, "path", "", top),
+            top_clients=_ranked(db, "client_ip", "", top),
+            top_404s=_ranked(db, "path", "WHERE status = 404", top),
+            slowest_paths=_rows(
+                db,
+                "SELECT path, count(*) AS requests, avg(duration_ms) AS mean_ms, "
+                "quantile_cont(duration_ms, 0.95) AS p95_ms FROM e "
+                "WHERE duration_ms IS NOT NULL AND path IS NOT NULL "
+                "GROUP BY path ORDER BY mean_ms DESC, path LIMIT ?",
+                [top],
+            ),
+            requests_per_minute=_per_minute(db),
+        )
+
+
+def _rows(
+    db: duckdb.DuckDBPyConnection, sql: str, parameters: list[Any] | None = None
+) -> list[dict[str, Any]]:
+    return frame_of(db.sql(sql, params=parameters or [])).to_dicts()
+
+
+def _ranked(
+    db: duckdb.DuckDBPyConnection, column: str, where: str, top: int
+) -> list[dict[str, Any]]:
+    return _rows(
+        db,
+        f"SELECT {column} AS key, count(*) AS requests, "
+        f"coalesce(sum(bytes), 0)::UBIGINT AS bytes FROM e {where} "
+        f"GROUP BY {column} ORDER BY requests DESC, key NULLS LAST LIMIT ?",
+        [top],
+    )
+
+
+def _per_minute(db: duckdb.DuckDBPyConnection) -> list[tuple[datetime, int]]:
+    frame = frame_of(
+        db.sql(
+            "SELECT time_bucket(INTERVAL 1 MINUTE, ts) AS minute, count(*) AS n "
+            "FROM e WHERE ts IS NOT NULL GROUP BY minute ORDER BY minute"
+        )
+    )
+    if not frame.height:
+        return []
+    counts = dict(zip(frame["minute"].to_list(), frame["n"].to_list(), strict=True))
+    first: datetime = frame["minute"][0]
+    last: datetime = frame["minute"][-1]
+    minutes = int((last - first).total_seconds() // 60) + 1
+    series = []
+    for step in range(minutes):
+        minute = first + timedelta(minutes=step)
+        series.append((minute, int(counts.get(minute, 0))))
+    return series
+
+
+def sparkline(values: list[int], width: int) -> str:
+    """``values`` as block characters, summed into at most ``width`` bars."""
+    if not values:
+        return ""
+    per_bar = max(1, math.ceil(len(values) / width))
+    sums = [sum(values[i : i + per_bar]) for i in range(0, len(values), per_bar)]
+    peak = max(sums)
+    if peak == 0:
+        return SPARK_BARS[0] * len(sums)
+    top = len(SPARK_BARS) - 1
+    return "".join(SPARK_BARS[round(value / peak * top)] for value in sums)
+
+
+def human_bytes(size: int) -> str:
+    """``1536`` as ``1.5 KiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def outputs(summary: RunSummary) -> dict[str, str]:
+    """Where the run's outputs are, by kind."""
+    return {
+        "lake": str(summary.out / "events"),
+        "store": str(summary.store_path),
+        "rejects": str(summary.out / "rejects"),
+    }
+
+
+def report_to_dict(report: RunReport) -> dict[str, Any]:
+    """The report as plain JSON-ready values (``logweir run --json``)."""
+    summary = report.summary
+    alerts = summary.alerts
+    return {
+        "run_id": summary.run_id,
+        "inputs": list(summary.inputs),
+        "formats": [choice.to_dict() for choice in summary.formats],
+        "workers": summary.workers,
+        "lines": summary.lines,
+        "events": summary.events,
+        "rejects": summary.rejects,
+        "skipped": summary.skipped,
+        "late": summary.late,
+        "untimed": summary.untimed,
+        "elapsed_s": round(summary.elapsed_s, 3),
+        "lines_per_s": round(summary.lines_per_s),
+        "requests": report.requests,
+        "unique_clients": report.unique_clients,
+        "bandwidth_bytes": report.bandwidth_bytes,
+        "first_event": _iso(report.first_event),
+        "last_event": _iso(report.last_event),
+        "status_codes": {
+            str(row["status"]): row["requests"] for row in report.status_codes
+        },
+        "top_paths": report.top_paths,
+        "top_clients": report.top_clients,
+        "top_404s": report.top_404s,
+        "slowest_paths": report.slowest_paths,
+        "requests_per_minute": [
+            {"minute": _iso(minute), "requests": count}
+            for minute, count in report.requests_per_minute
+        ],
+        "rejects_by_reason": summary.reject_reasons,
+        "windows": summary.windows,
+        "alerts": alerts.to_dicts() if alerts is not None else [],
+        "outputs": outputs(summary),
+        "stage_s": {name: round(sec, 3) for name, sec in summary.stage_s.items()},
+    }
+
+
+def _table(title: str, headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", expand=True)
+    for index, header in enumerate(headers):
+        if index == 0:
+            table.add_column(header, justify="left", overflow="fold")
+        else:
+            table.add_column(header, justify="right", overflow="ellipsis")
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    if not rows:
+        table.add_row("(none)", *([""] * (len(headers) - 1)))
+    return table
+
+
+def _overview(report: RunReport) -> Table:
+    summary = report.summary
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    formats = ", ".join(choice.describe() for choice in summary.formats) or "-"
+    span = "-"
+    if report.first_event is not None and report.last_event is not None:
+        span = f"{_iso(report.first_event)} → {_iso(report.last_event)}"
+    for label, value in (
+        ("requests", f"{report.requests:,}"),
+        ("unique clients", f"{report.unique_clients:,}"),
+        ("bandwidth", human_bytes(report.bandwidth_bytes)),
+        ("time span", span),
+        ("format", formats),
+        (
+            "lines",
+            f"{summary.lines:,} read, {summary.events:,} events, "
+            f"{summary.rejects:,} rejects, {summary.skipped:,} blank"
+            + (f", {summary.untimed:,} without a time" if summary.untimed else ""),
+        ),
+        (
+            "speed",
+            f"{summary.elapsed_s:.2f} s, {summary.lines_per_s:,.0f} lines/s, "
+            f"{summary.workers} worker{'s' if summary.workers != 1 else ''}",
+        ),
+    ):
+        grid.add_row(label, value)
+    return grid
+
+
+def _ranked_rows(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            row["key"] if row["key"] is not None else "-",
+            f"{row['requests']:,}",
+            human_bytes(int(row["bytes"])),
+        )
+        for row in rows
+    ]
+
+
+def _rate_panel(report: RunReport, width: int) -> Panel:
+    counts = [count for _, count in report.requests_per_minute]
+    if not counts:
+        return Panel("(no timestamps)", title="requests per minute", box=box.ROUNDED)
+    line = Text(sparkline(counts, width), style="cyan")
+    first = _iso(report.requests_per_minute[0][0])
+    caption = (
+        f"{len(counts)} minutes from {first}; peak {max(counts):,}/min, "
+        f"mean {sum(counts) / len(counts):,.0f}/min"
+    )
+    return Panel(Group(line, Text(caption, style="dim")), title="requests per minute")
+
+
+def _alert_lines(summary: RunSummary) -> list[str]:
+    alerts = summary.alerts
+    if alerts is None or not alerts.height:
+        return []
+    column = "message" if "message" in alerts.columns else alerts.columns[0]
+    return [str(value) for value in alerts.get_column(column).to_list()]
+
+
+def render_report(report: RunReport, console: Console, *, width: int = 60) -> None:
+    """Draw ``report`` on ``console``: overview, then the panels."""
+    summary = report.summary
+    console.print(Panel(_overview(report), title="logweir run", box=box.ROUNDED))
+    console.print(_rate_panel(report, width))
+    status = _table(
+        "status codes",
+        ("status", "requests", "share"),
+        [
+            (
+                row["status"] if row["status"] is not None else "-",
+                f"{row['requests']:,}",
+                f"{100 * row['requests'] / max(report.requests, 1):.1f} %",
+            )
+            for row in report.status_codes
+        ],
+    )
+    rejects = _table(
+        "rejects by reason",
+        ("reason", "lines"),
+        [(reason, f"{count:,}") for reason, count in summary.reject_reasons.items()],
+    )
+    console.print(Columns([status, rejects], equal=True, expand=True))
+    headers = ("key", "requests", "bytes")
+    console.print(
+        Columns(
+            [
+                _table("top paths", headers, _ranked_rows(report.top_paths)),
+                _table("top clients", headers, _ranked_rows(report.top_clients)),
+            ],
+            equal=True,
+            expand=True,
+        )
+    )
+    slowest = [
+        (
+            row["path"],
+            f"{row['requests']:,}",
+            f"{row['mean_ms']:.1f}",
+            f"{row['p95_ms']:.1f}",
+        )
+        for row in report.slowest_paths
+    ]
+    console.print(
+        Columns(
+            [
+                _table("top 404s", headers, _ranked_rows(report.top_404s)),
+                _table(
+                    "slowest paths", ("path", "requests", "mean ms", "p95 ms"), slowest
+                ),
+            ],
+            equal=True,
+            expand=True,
+        )
+    )
+    alerts = _alert_lines(summary)
+    if alerts:
+        console.print(Panel("\n".join(alerts), title=f"alerts ({len(alerts)})"))
+    where = outputs(summary)
+    lines = [f"[bold]{kind:<8}[/bold] {path}" for kind, path in where.items()]
+    lines.append(f'[dim]query: logweir query "SELECT ..." --out {summary.out}[/dim]')
+    console.print(Panel("\n".join(lines), title="outputs", box=box.ROUNDED))
+
+
+def write_report_json(report: RunReport, path: Path | None = None) -> str:
+    """The JSON text of :func:`report_to_dict`; written to ``path`` if given."""
+    import json
+
+    text = json.dumps(report_to_dict(report), indent=2, default=_json_default)
+    if path is not None:
+        path.write_text(text + "\n", encoding="utf-8")
+    return text
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+__all__ = [
+    "RunReport",
+    "build_report",
+    "human_bytes",
+    "outputs",
+    "render_report",
+    "report_to_dict",
+    "sparkline",
+    "write_report_json",
+]

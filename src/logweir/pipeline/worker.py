@@ -1,0 +1,366 @@
+"""What one worker does with one chunk: read, parse, write, aggregate.
+
+:func:`process_chunk` runs in a worker process (or in the main process when
+the run has one worker). It reads its chunk's line batches, parses each,
+hands events and rejects to a writer thread through a small bounded queue,
+and updates a fresh :class:`~logweir.windows.WindowAggregator`. It returns
+the aggregator's serialized state with the chunk's counts, so the main
+process can merge chunks in chunk order whatever the number of workers.
+
+The queue holds at most :data:`WRITE_QUEUE_BATCHES` parsed batches: when
+the disk is slower than the parser, ``put`` blocks and reading waits,
+so memory stays bounded by a few batches per worker.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import polars as pl
+
+from logweir.errors import LogweirError, ParseError
+from logweir.formats.base import ParseOptions, Parser
+from logweir.formats.registry import compile_format
+from logweir.pipeline.choose import STANDARD_INPUT
+from logweir.schema import LineBatch, ParseResult
+from logweir.sinks import LakeWriter, RejectWriter
+from logweir.sources import STDIN, Chunk, read_chunk, read_stream
+from logweir.windows import WindowAggregator, parse_windows
+
+logger = logging.getLogger(__name__)
+
+#: Parsed batches waiting for the writer thread, per worker.
+WRITE_QUEUE_BATCHES = 2
+
+#: The stages whose seconds a chunk reports (see :attr:`ChunkOutcome.stage_s`).
+STAGES = ("read", "parse", "aggregate", "write", "wait")
+
+#: A chunk index no chunk has: "nothing failed yet".
+NO_FAILURE = 1 << 62
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """Everything a worker needs for one chunk; small and picklable."""
+
+    index: int
+    chunk: Chunk
+    format_spec: str
+    options: ParseOptions
+    out: Path
+    windows: str
+    dimensions: tuple[str, ...]
+    top_n: int
+    lateness_s: int
+    strict: bool
+    batch_bytes: int
+
+
+@dataclass
+class ChunkOutcome:
+    """What a worker hands back for one chunk."""
+
+    index: int
+    state: bytes
+    lines: int = 0
+    events: int = 0
+    rejects: int = 0
+    skipped: int = 0
+    late: int = 0
+    untimed: int = 0
+    reject_reasons: Counter[str] = field(default_factory=Counter)
+    lake_files: list[str] = field(default_factory=list)
+    reject_files: list[str] = field(default_factory=list)
+    #: Seconds spent per stage: read, parse, aggregate, write (the writer
+    #: thread), wait (the parser blocked on a full write queue).
+    stage_s: dict[str, float] = field(default_factory=dict)
+
+
+class Shared:
+    """Counters and the stop flag shared by the main process and workers.
+
+    ``failed_index`` is the lowest chunk index that failed so far; a worker
+    on a later chunk stops at its next batch, one on an earlier chunk goes
+    on, so the error reported is the first in input order, every time.
+    """
+
+    def __init__(self, context: Any) -> None:
+        self.failed_index = context.Value("q", NO_FAILURE)
+        self.bytes_done = context.Value("q", 0)
+        self.lines_done = context.Value("q", 0)
+
+    def fail(self, index: int) -> None:
+        with self.failed_index.get_lock():
+            if index < self.failed_index.value:
+                self.failed_index.value = index
+
+    def should_stop(self, index: int) -> bool:
+        return bool(index > self.failed_index.value)
+
+    def advance(self, size_bytes: int, lines: int) -> None:
+        with self.bytes_done.get_lock():
+            self.bytes_done.value += size_bytes
+        with self.lines_done.get_lock():
+            self.lines_done.value += lines
+
+
+_shared: Shared | None = None
+
+
+def init_worker(shared: Shared) -> None:
+    """Pool initializer: keep the shared counters for :func:`process_chunk`."""
+    global _shared
+    _shared = shared
+
+
+class ChunkStopped(Exception):
+    """An earlier chunk failed, so this one stopped without finishing."""
+
+
+class RemoteError(Exception):
+    """Carries a logweir error out of a worker process intact.
+
+    Some errors (``ParseError``) take keyword-only arguments, which
+    pickling cannot rebuild; this wrapper rebuilds them from their class,
+    message and attributes.
+    """
+
+    def __init__(self, error: LogweirError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        error = self.error
+        return (_rebuild, (type(error), str(error), dict(error.__dict__)))
+
+
+def _rebuild(
+    kind: type[LogweirError], message: str, attributes: dict[str, Any]
+) -> RemoteError:
+    error = kind.__new__(kind)
+    Exception.__init__(error, message)
+    error.__dict__.update(attributes)
+    return RemoteError(error)
+
+
+@functools.lru_cache(maxsize=8)
+def compiled_parser(spec: str, options: ParseOptions) -> Parser:
+    """Compile each format once per process, not once per chunk."""
+    return compile_format(spec, options)
+
+
+class BackgroundWriter:
+    """A writer thread fed through a bounded queue.
+
+    Use as a context manager; :meth:`put` blocks while the queue is full.
+    A write error is raised by the next :meth:`put` or at exit. Leaving the
+    block with an error of its own drops what is still queued: the files
+    already renamed into place are whole, and nothing half-written stays.
+    """
+
+    def __init__(self, lake: LakeWriter, rejects: RejectWriter) -> None:
+        self._lake = lake
+        self._rejects = rejects
+        self._queue: queue.Queue[tuple[pl.DataFrame, pl.DataFrame, str] | None] = (
+            queue.Queue(maxsize=WRITE_QUEUE_BATCHES)
+        )
+        self._error: BaseException | None = None
+        self._abort = False
+        self.lake_files: list[str] = []
+        self.reject_files: list[str] = []
+        self.write_s = 0.0
+        self.wait_s = 0.0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> BackgroundWriter:
+        self._thread.start()
+        return self
+
+    def put(self, events: pl.DataFrame, rejects: pl.DataFrame, name: str) -> None:
+        if self._error is not None:
+            raise self._error
+        started = time.perf_counter()
+        self._queue.put((events, rejects, name))
+        self.wait_s += time.perf_counter() - started
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._abort = error is not None
+        self._queue.put(None)
+        self._thread.join()
+        if error is None and self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None or self._abort:
+                continue  # keep draining so that put never blocks for ever
+            started = time.perf_counter()
+            try:
+                self._write(*item)
+            except BaseException as error:  # handed to the parsing thread
+                self._error = error
+            self.write_s += time.perf_counter() - started
+
+    def _write(self, events: pl.DataFrame, rejects: pl.DataFrame, name: str) -> None:
+        if events.height:
+            self.lake_files.extend(str(p) for p in self._lake.write(events, name))
+        if rejects.height:
+            self.reject_files.extend(str(p) for p in self._rejects.write(rejects, name))
+
+
+def _strict_error(rejects: pl.DataFrame) -> ParseError:
+    first = rejects.row(0, named=True)
+    return ParseError(
+        first["reason"],
+        line=first["raw"] or "",
+        source=first["source"],
+        line_number=int(first["line_number"]),
+        offset=int(first["offset"]),
+    )
+
+
+def _batch_size_bytes(batch: LineBatch) -> int:
+    """The raw size of a batch, near enough for progress (newlines included)."""
+    if not len(batch):
+        return 0
+    total = batch.lines.str.len_bytes().sum()
+    return int(total or 0) + len(batch)
+
+
+class _ChunkRun:
+    """One chunk's run inside a worker: the loop and its bookkeeping."""
+
+    def __init__(self, task: ChunkTask, shared: Shared) -> None:
+        self.task = task
+        self.shared = shared
+        self.parser = compiled_parser(task.format_spec, task.options)
+        self.aggregator = WindowAggregator(
+            parse_windows(task.windows),
+            dimensions=task.dimensions,
+            top_n=task.top_n,
+            lateness_s=task.lateness_s,
+        )
+        self.outcome = ChunkOutcome(index=task.index, state=b"")
+        self.outcome.stage_s = dict.fromkeys(STAGES, 0.0)
+        self.chunk_bytes = _chunk_size(task.chunk)
+        self.reported_bytes = 0
+
+    def _time(self, stage: str, started: float) -> float:
+        now = time.perf_counter()
+        self.outcome.stage_s[stage] += now - started
+        return now
+
+    def run(self) -> ChunkOutcome:
+        task = self.task
+        writer = BackgroundWriter(LakeWriter(task.out), RejectWriter(task.out))
+        with writer:
+            batches = _batches(task)
+            for batch_index in itertools.count():
+                started = time.perf_counter()
+                batch = next(batches, None)
+                self._time("read", started)
+                if batch is None:
+                    break
+                if self.shared.should_stop(task.index):
+                    raise ChunkStopped
+                self._handle(batch, f"{task.chunk.name}-{batch_index:04d}", writer)
+        self._advance(self.chunk_bytes - self.reported_bytes, 0)
+        return self._finish(writer)
+
+    def _handle(self, batch: LineBatch, name: str, writer: BackgroundWriter) -> None:
+        started = time.perf_counter()
+        result = self.parser.parse(batch)
+        started = self._time("parse", started)
+        if self.task.strict and result.rejects.height:
+            raise _strict_error(result.rejects)
+        writer.put(result.events, result.rejects, name)
+        started = time.perf_counter()
+        late = self.aggregator.update(result.events)
+        self._time("aggregate", started)
+        _count(self.outcome, batch, result)
+        self.outcome.late += late.height
+        size = min(_batch_size_bytes(batch), self.chunk_bytes - self.reported_bytes)
+        self._advance(size, len(batch))
+
+    def _advance(self, size_bytes: int, lines: int) -> None:
+        self.reported_bytes += size_bytes
+        self.shared.advance(size_bytes, lines)
+
+    def _finish(self, writer: BackgroundWriter) -> ChunkOutcome:
+        outcome = self.outcome
+        started = time.perf_counter()
+        outcome.untimed = self.aggregator.untimed_events
+        outcome.state = self.aggregator.to_bytes()
+        self._time("aggregate", started)
+        outcome.stage_s["write"] += writer.write_s
+        outcome.stage_s["wait"] += writer.wait_s
+        outcome.lake_files = writer.lake_files
+        outcome.reject_files = writer.reject_files
+        return outcome
+
+
+def _batches(task: ChunkTask) -> Iterator[LineBatch]:
+    if task.chunk.input.path == STDIN:  # only ever in the main process
+        return read_stream(STANDARD_INPUT.stream(), STDIN, task.batch_bytes)
+    return read_chunk(task.chunk, batch_bytes=task.batch_bytes)
+
+
+def _chunk_size(chunk: Chunk) -> int:
+    """Bytes of input the chunk covers on disk, for the progress bar."""
+    size = chunk.size_bytes
+    if size is None:  # compressed or a stream: the whole file's size, if known
+        size = chunk.input.size_bytes
+    return size or 0
+
+
+def _count(outcome: ChunkOutcome, batch: LineBatch, result: ParseResult) -> None:
+    rejects = result.rejects
+    outcome.lines += len(batch)
+    outcome.events += result.events.height
+    outcome.rejects += rejects.height
+    outcome.skipped += result.skipped
+    if rejects.height:
+        reasons = rejects.get_column("reason").value_counts()
+        for reason, count in reasons.iter_rows():
+            outcome.reject_reasons[str(reason)] += int(count)
+
+
+def process_chunk(task: ChunkTask) -> ChunkOutcome:
+    """Process one chunk; runs in a worker process (or the main one).
+
+    Raises :class:`ChunkStopped` when an earlier chunk failed, and a
+    :class:`RemoteError` wrapping any logweir error (after marking this
+    chunk as failed, so later chunks stop).
+    """
+    shared = _shared
+    if shared is None:
+        raise RuntimeError("process_chunk called before init_worker")
+    try:
+        return _ChunkRun(task, shared).run()
+    except LogweirError as error:
+        shared.fail(task.index)
+        raise RemoteError(error) from None
+    except ChunkStopped:
+        raise
+    except BaseException:
+        shared.fail(task.index)
+        raise
