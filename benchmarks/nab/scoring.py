@@ -139,7 +139,9 @@ class FileScorer:
 
     # -- scoring -----------------------------------------------------------
 
-    def score(self, detections: npt.ArrayLike, profile: Profile) -> tuple[float, Counts]:
+    def score(
+        self, detections: npt.ArrayLike, profile: Profile
+    ) -> tuple[float, Counts]:
         """Raw score and counts of a boolean detection per row."""
         flags = np.asarray(detections, dtype=bool)
         if flags.shape != (self.length,):
@@ -173,9 +175,10 @@ class FileScorer:
         outside = values[self.fp_rows]
         order = np.argsort(outside, kind="stable")
         suffix = np.concatenate([np.cumsum(self.fp_weights[order][::-1])[::-1], [0.0]])
-        total: FloatArray = profile.fp_weight * suffix[
-            np.searchsorted(outside[order], thresholds, side="left")
-        ]
+        total: FloatArray = (
+            profile.fp_weight
+            * suffix[np.searchsorted(outside[order], thresholds, side="left")]
+        )
         for rows, weights in zip(self.window_rows, self.tp_weights, strict=True):
             running = np.maximum.accumulate(values[rows])
             first = np.searchsorted(running, thresholds, side="left")
@@ -230,7 +233,9 @@ def best_threshold(
         counts.fp += file_counts.fp
         counts.fn += file_counts.fn
     raw = float(totals[best])
-    return ProfileResult(profile.name, normalize(raw, null, perfect), threshold, raw, counts)
+    return ProfileResult(
+        profile.name, normalize(raw, null, perfect), threshold, raw, counts
+    )
 
 
 def rows_of_windows(

@@ -251,7 +251,7 @@ def test_out_on_a_full_disk_leaves_no_partial_file(
     out = point / "out"
     status, _, err = _run(capsys, str(log), "--out", str(out), "-f", "combined")
     assert status == 2
-    assert err.startswith(f"logweir: cannot write ")
+    assert err.startswith("logweir: cannot write ")
     assert "no space left on device" in err
     assert err.count("\n") == 1
     assert _leftovers(out) == []

@@ -444,6 +444,20 @@ def test_a_bad_byte_spoils_only_its_own_line(tmp_path: Path) -> None:
     assert lines[501] == "line 501"
 
 
+def test_good_utf8_beside_a_bad_line_is_kept_intact(tmp_path: Path) -> None:
+    lines = [f"ünïcödé €{n} ✓" for n in range(300)]
+    raw = "\n".join(lines).encode() + b"\n"
+    bad_at = raw.index("€150".encode())
+    raw = raw[:bad_at] + b"\xff\xfe" + raw[bad_at:]
+    write(tmp_path / "a.log", raw)
+    [inp] = expand_inputs([str(tmp_path / "a.log")])
+    rows = read_all(inp)
+    assert rows == reference_rows(raw)
+    assert [line for _, _, line in rows if "\ufffd" in line] == [
+        "ünïcödé \ufffd\ufffd€150 ✓"
+    ]
+
+
 def test_a_one_megabyte_line_survives_small_batches(tmp_path: Path) -> None:
     big = b"z" * (1 << 20)
     raw = b"before\n" + big + b"\nafter\n"

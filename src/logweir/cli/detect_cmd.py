@@ -23,13 +23,13 @@ def register(subparsers: Any) -> None:
         from logweir.cli import _detect_format
 
         _detect_format.add_arguments(parser)
-    except ModuleNotFoundError:
+    except ImportError:  # "cannot import name" when the module is not built yet
         pass
     try:
         from logweir.cli import _detect_anomalies
 
         _detect_anomalies.add_arguments(parser)
-    except ModuleNotFoundError:
+    except ImportError:  # "cannot import name" when the module is not built yet
         pass
     parser.set_defaults(handler=handle)
 

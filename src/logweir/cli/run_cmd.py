@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -29,8 +29,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from logweir.pipeline.batch import ProgressState, run_batch
 from logweir.pipeline.config import load_config
+
+if TYPE_CHECKING:
+    from logweir.pipeline.batch import ProgressState
 
 #: A run shorter than this shows no progress bar at all.
 PROGRESS_AFTER_S = 0.5
@@ -127,6 +129,10 @@ class ProgressBar:
 
 
 def handle(args: argparse.Namespace) -> int:
+    # Imported here: the pipeline pulls in every stage, which the other
+    # commands (and --help) need not wait for.
+    from logweir.pipeline.batch import run_batch
+
     config = load_config(args.config, _overrides(args))
     errors = Console(stderr=True)
     bar = ProgressBar(errors) if errors.is_terminal and not args.quiet else None

@@ -7,7 +7,12 @@ rules, :mod:`.alerts` turns anomalous windows into incidents, and
 :class:`AlertEngine` (:mod:`.engine`) ties them together for the pipeline.
 """
 
-from logweir.detectors.average import EWMA, EWMAConfig, MovingAverage, MovingAverageConfig
+from logweir.detectors.average import (
+    EWMA,
+    EWMAConfig,
+    MovingAverage,
+    MovingAverageConfig,
+)
 from logweir.detectors.base import (
     DETECTORS,
     Detector,
@@ -19,9 +24,15 @@ from logweir.detectors.base import (
     detector_from_state,
 )
 from logweir.detectors.change import RateOfChange, RateOfChangeConfig
+from logweir.detectors.ensemble import Ensemble, EnsembleConfig
 from logweir.detectors.seasonal import SeasonalBaseline, SeasonalConfig
 from logweir.detectors.static import StaticConfig, StaticThreshold
-from logweir.detectors.zscore import RobustZScore, RobustZScoreConfig, ZScore, ZScoreConfig
+from logweir.detectors.zscore import (
+    RobustZScore,
+    RobustZScoreConfig,
+    ZScore,
+    ZScoreConfig,
+)
 
 __all__ = [
     "DETECTORS",
@@ -30,6 +41,8 @@ __all__ = [
     "DetectorConfig",
     "DeviationConfig",
     "EWMAConfig",
+    "Ensemble",
+    "EnsembleConfig",
     "MovingAverage",
     "MovingAverageConfig",
     "RateOfChange",

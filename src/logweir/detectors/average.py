@@ -21,8 +21,8 @@ import polars as pl
 from logweir.detectors._config import require
 from logweir.detectors._rolling import mean_std
 from logweir.detectors.base import (
-    DeviationConfig,
     Detector,
+    DeviationConfig,
     FloatArray,
     IntArray,
     register,
@@ -59,7 +59,9 @@ class MovingAverage(_Rolling):
     config_type = MovingAverageConfig
     statistic = staticmethod(mean_std)
 
-    def _score(self, value: FloatArray, baseline: FloatArray, spread: FloatArray) -> FloatArray:
+    def _score(
+        self, value: FloatArray, baseline: FloatArray, spread: FloatArray
+    ) -> FloatArray:
         base = np.maximum(np.abs(baseline), self.config.min_base)
         result: FloatArray = (value - baseline) / base
         return result
@@ -114,7 +116,9 @@ class EWMA(Detector[EWMAConfig]):
             self._var = (1 - alpha) * self._var + alpha * ((1 - alpha) * deviation**2)
         self._count += 1
 
-    def _batch_expected(self, ts_us: IntArray, values: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def _batch_expected(
+        self, ts_us: IntArray, values: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
         alpha = self.config.alpha
         size = values.size
         baseline = np.full(size, np.nan)

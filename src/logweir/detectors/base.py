@@ -177,7 +177,9 @@ class Detector(ABC, Generic[C]):
 
     # -- the verbs ---------------------------------------------------------
 
-    def update(self, ts_us: int, value: float, volume: float | None = None) -> Score | None:
+    def update(
+        self, ts_us: int, value: float, volume: float | None = None
+    ) -> Score | None:
         """Score ``value`` at ``ts_us`` against the history so far, then learn it.
 
         Returns ``None`` when the point is not scored: its value is not a
@@ -198,7 +200,9 @@ class Detector(ABC, Generic[C]):
         if math.isnan(score[0]):
             return None
         anomalous = self._anomalous(point, np.array([baseline]), score)
-        return Score(ts_us, value, baseline, spread, float(score[0]), bool(anomalous[0]))
+        return Score(
+            ts_us, value, baseline, spread, float(score[0]), bool(anomalous[0])
+        )
 
     def detect(
         self,
@@ -260,7 +264,9 @@ class Detector(ABC, Generic[C]):
             return False
         return volume is None or math.isnan(volume) or volume >= self.config.min_volume
 
-    def _admitted_mask(self, points: FloatArray, volumes: npt.ArrayLike | None) -> BoolArray:
+    def _admitted_mask(
+        self, points: FloatArray, volumes: npt.ArrayLike | None
+    ) -> BoolArray:
         admitted: BoolArray = np.isfinite(points)
         if volumes is not None:
             vols = np.asarray(volumes, dtype=np.float64)
@@ -273,13 +279,17 @@ class Detector(ABC, Generic[C]):
         """The baseline to report, given the value; most detectors keep theirs."""
         return baseline
 
-    def _score(self, value: FloatArray, baseline: FloatArray, spread: FloatArray) -> FloatArray:
+    def _score(
+        self, value: FloatArray, baseline: FloatArray, spread: FloatArray
+    ) -> FloatArray:
         """Signed deviation in spreads; subclasses with other units override."""
         floor = max(getattr(self.config, "min_spread", 0.0), SPREAD_FLOOR)
         result: FloatArray = (value - baseline) / np.maximum(spread, floor)
         return result
 
-    def _anomalous(self, value: FloatArray, baseline: FloatArray, score: FloatArray) -> BoolArray:
+    def _anomalous(
+        self, value: FloatArray, baseline: FloatArray, score: FloatArray
+    ) -> BoolArray:
         config = self.config
         threshold = float(getattr(config, "threshold", 0.0))
         direction = getattr(config, "direction", "both")
@@ -309,7 +319,9 @@ class Detector(ABC, Generic[C]):
         """Add an admitted point to the history."""
 
     @abstractmethod
-    def _batch_expected(self, ts_us: IntArray, values: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def _batch_expected(
+        self, ts_us: IntArray, values: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
         """``_expected`` for every point of an admitted series, NaN if unsure."""
 
     @abstractmethod
@@ -333,5 +345,7 @@ def build_detector(name: str, data: dict[str, Any], where: str = "") -> Detector
     """A detector by registered name, configured from a table."""
     if name not in DETECTORS:
         known = ", ".join(sorted(DETECTORS))
-        raise ConfigError(f"{where or 'detector'}: unknown detector {name!r} (known: {known})")
+        raise ConfigError(
+            f"{where or 'detector'}: unknown detector {name!r} (known: {known})"
+        )
     return DETECTORS[name].from_config(data, where or name)

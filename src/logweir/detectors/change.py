@@ -17,8 +17,8 @@ import numpy as np
 
 from logweir.detectors._config import require
 from logweir.detectors.base import (
-    DeviationConfig,
     Detector,
+    DeviationConfig,
     FloatArray,
     IntArray,
     register,
@@ -58,7 +58,9 @@ class RateOfChange(Detector[RateOfChangeConfig]):
     def _learn(self, ts_us: int, value: float) -> None:
         self._recent.append(value)
 
-    def _batch_expected(self, ts_us: IntArray, values: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def _batch_expected(
+        self, ts_us: IntArray, values: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
         lag = self.config.lag
         baseline = np.full(values.size, np.nan)
         spread = np.full(values.size, np.nan)
@@ -67,7 +69,9 @@ class RateOfChange(Detector[RateOfChangeConfig]):
             spread[lag:] = 0.0
         return baseline, spread
 
-    def _score(self, value: FloatArray, baseline: FloatArray, spread: FloatArray) -> FloatArray:
+    def _score(
+        self, value: FloatArray, baseline: FloatArray, spread: FloatArray
+    ) -> FloatArray:
         if self.config.mode == "difference":
             difference: FloatArray = value - baseline
             return difference

@@ -27,8 +27,8 @@ import numpy as np
 from logweir.detectors._config import require
 from logweir.detectors._rolling import MAD_TO_SIGMA, MEAN_AD_TO_SIGMA
 from logweir.detectors.base import (
-    DeviationConfig,
     Detector,
+    DeviationConfig,
     FloatArray,
     IntArray,
     register,
@@ -115,7 +115,10 @@ class SeasonalBaseline(Detector[SeasonalConfig]):
         for period in self._periods():
             offsets = self._offsets(period)
             samples = np.array(
-                [[self._buckets.get(bucket + int(o), math.nan) for o in row] for row in offsets]
+                [
+                    [self._buckets.get(bucket + int(o), math.nan) for o in row]
+                    for row in offsets
+                ]
             )
             result = self._summarize(samples[None, :, :])
             if not math.isnan(result[0][0]):
@@ -127,7 +130,9 @@ class SeasonalBaseline(Detector[SeasonalConfig]):
         self._buckets[bucket] = value
         if bucket > self._newest:
             self._newest = bucket
-            horizon = max(self._periods()) * self.config.seasons + self.config.neighbours
+            horizon = (
+                max(self._periods()) * self.config.seasons + self.config.neighbours
+            )
             # Buckets arrive in time order, so the dict's oldest keys come
             # first and pruning stops at the first one still needed.
             while self._buckets:
@@ -138,7 +143,9 @@ class SeasonalBaseline(Detector[SeasonalConfig]):
 
     # -- batch -------------------------------------------------------------
 
-    def _batch_expected(self, ts_us: IntArray, values: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def _batch_expected(
+        self, ts_us: IntArray, values: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
         size = values.size
         baseline = np.full(size, np.nan)
         spread = np.full(size, np.nan)
@@ -179,7 +186,11 @@ class SeasonalBaseline(Detector[SeasonalConfig]):
         median = np.nanmedian(rows, axis=1)
         deviation = np.abs(rows - median[:, None])
         mad = np.nanmedian(deviation, axis=1)
-        sigma = np.where(mad > 0, MAD_TO_SIGMA * mad, MEAN_AD_TO_SIGMA * np.nanmean(deviation, axis=1))
+        sigma = np.where(
+            mad > 0,
+            MAD_TO_SIGMA * mad,
+            MEAN_AD_TO_SIGMA * np.nanmean(deviation, axis=1),
+        )
         baseline[enough] = median
         spread[enough] = np.maximum(sigma, config.min_relative_spread * np.abs(median))
         return baseline, spread

@@ -16,8 +16,8 @@ import numpy as np
 from logweir.detectors._config import require
 from logweir.detectors.base import (
     BoolArray,
-    DetectorConfig,
     Detector,
+    DetectorConfig,
     FloatArray,
     IntArray,
     register,
@@ -67,7 +67,9 @@ class StaticThreshold(Detector[StaticConfig]):
     def _learn(self, ts_us: int, value: float) -> None:
         pass
 
-    def _batch_expected(self, ts_us: IntArray, values: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def _batch_expected(
+        self, ts_us: IntArray, values: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
         return np.zeros(values.size), np.zeros(values.size)
 
     def _resolve(self, value: FloatArray, baseline: FloatArray) -> FloatArray:
@@ -80,14 +82,18 @@ class StaticThreshold(Detector[StaticConfig]):
         bound[np.isnan(baseline)] = np.nan
         return bound
 
-    def _score(self, value: FloatArray, baseline: FloatArray, spread: FloatArray) -> FloatArray:
+    def _score(
+        self, value: FloatArray, baseline: FloatArray, spread: FloatArray
+    ) -> FloatArray:
         upper, lower = self._bounds()
         score: FloatArray = np.where(
             value > upper, value - upper, np.where(value < lower, value - lower, 0.0)
         )
         return score
 
-    def _anomalous(self, value: FloatArray, baseline: FloatArray, score: FloatArray) -> BoolArray:
+    def _anomalous(
+        self, value: FloatArray, baseline: FloatArray, score: FloatArray
+    ) -> BoolArray:
         with np.errstate(invalid="ignore"):
             result: BoolArray = (score != 0) & (np.abs(score) >= self.config.min_change)
         return result

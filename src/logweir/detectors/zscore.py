@@ -16,8 +16,8 @@ import numpy as np
 from logweir.detectors._config import require
 from logweir.detectors._rolling import RowStatistic, mean_std, median_mad, over_history
 from logweir.detectors.base import (
-    DeviationConfig,
     Detector,
+    DeviationConfig,
     FloatArray,
     IntArray,
     register,
@@ -72,9 +72,13 @@ class _Rolling(Detector[Any]):
     def _learn(self, ts_us: int, value: float) -> None:
         self._history.append(value)
 
-    def _batch_expected(self, ts_us: IntArray, values: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def _batch_expected(
+        self, ts_us: IntArray, values: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
         config = self.config
-        return over_history(values, config.window, config.min_history, type(self).statistic)
+        return over_history(
+            values, config.window, config.min_history, type(self).statistic
+        )
 
     def _learned_state(self) -> dict[str, Any]:
         return {"history": list(self._history)}

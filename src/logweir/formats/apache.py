@@ -306,7 +306,7 @@ def strftime_parts(
             kind = (_numeric_kind(conversion, flag) if conversion in NUMERIC
                     else OTHER[conversion])
             token = make_token(layout[start:i])
-            parts.append(F.Field(token, S("time", kind), group(), False, time_group))
+            parts.append(F.Field(token, _time_spec(kind), group(), False, time_group))
         else:
             bad = layout[start:i]
             raise FormatError(
@@ -409,6 +409,10 @@ def _spec(directive: Directive, fmt: str) -> F.FieldSpec:
     raise _unknown(directive, fmt)
 
 
+def _time_spec(kind: F.Kind) -> F.FieldSpec:
+    return S("time", kind, "ts")
+
+
 class _Groups:
     def __init__(self) -> None:
         self.count = 0
@@ -433,7 +437,7 @@ def _time_parts(directive: Directive, groups: _Groups) -> list[F.Part]:
         "usec_frac": F.fraction_kind(6),
     }
     if param in special:
-        spec = S("time", special[param])
+        spec = _time_spec(special[param])
         return [F.Field(directive.token, spec, groups(), directive.conditional,
                         time_group)]
     token, span = directive.token, directive.param_span
@@ -473,7 +477,10 @@ def compile_parts(fmt: str) -> list[F.Part]:
             parts.extend(_time_parts(directive, groups))
         else:
             spec = _spec(directive, fmt)
-            parts.append(F.Field(directive.token, spec, groups(), directive.conditional))
+            parts.append(
+                F.Field(directive.token, spec, groups(), directive.conditional,
+                        modifier=directive.modifier)
+            )
         i += len(directive.token)
     if literal:
         parts.append(F.Literal("".join(literal)))

@@ -9,19 +9,19 @@ parts) and parses a batch in four steps:
    ``str.extract_groups``, split into one chunk per thread. The regex is
    kept one-pass and under :data:`FAST_GROUP_LIMIT` groups where it can be,
    which is what makes Rust's ``regex`` fast here.
-2. **Fallback, per line.** Lines the fast regex refuses are matched in
-   Python against the lenient regex; a line that still fails becomes a
-   reject whose reason names the field and character where it failed.
+2. **Fallback.** Lines the fast regex refuses are matched against the
+   lenient regex (still Rust, so linear in the line: no crafted line can
+   stall it), and request lines are split in Python, line by line; a line
+   that still fails becomes a reject whose reason names the field and
+   character where it failed.
 3. **Unescape.** Only lines that contain a backslash are looked at.
 4. **Convert, vectorized.** One ``select`` turns the captured texts into
    typed canonical columns; a value that does not convert (a 31st of
    February, a byte count past 2**64) rejects its line.
 
-Known shortcomings: formats with more than :data:`FAST_GROUP_LIMIT`
-captured groups still work but the vectorized match runs about half as
-fast; the lenient matcher is only tried on lines up to
-:data:`LENIENT_MAX_CHARS` characters (longer lines are matched by the fast
-regex only, so a long line that needs the fallback is rejected).
+Known shortcoming: formats with more than :data:`FAST_GROUP_LIMIT`
+captured groups still work, but the vectorized match runs about half as
+fast.
 """
 
 from __future__ import annotations
@@ -51,12 +51,12 @@ logger = logging.getLogger(__name__)
 
 #: The Rust engine keeps its fastest (one-pass) strategy up to 16 groups.
 FAST_GROUP_LIMIT = 16
-#: Lines longer than this skip the lenient Python matcher.
-LENIENT_MAX_CHARS = 1 << 16
 #: Below this many lines a batch is matched in one piece.
 MIN_CHUNK_LINES = 20_000
 
 _MARKER = "_matched"
+
+_MODIFIER_RANK = {"": 0, ">": 1, "<": 2}
 
 #: How to compile a parser again: a module-level function and its arguments.
 Recipe = tuple[Callable[..., "FormatParser"], tuple[Any, ...]]
@@ -157,13 +157,14 @@ def _hour(parts: Mapping[str, pl.Expr]) -> pl.Expr:
 
 
 def _naive_from_parts(parts: Mapping[str, pl.Expr]) -> pl.Expr | None:
-    """A naive datetime from strftime parts, or None if there is no date.
+    """A naive datetime from strftime parts, or None without a date and hour.
 
     The parts are put back into text and read with chrono so that an
     impossible date (31 February) gives null rather than an error.
     """
     year = _year(parts)
-    if year is None:
+    if year is None or ("hour" not in parts and "hour12" not in parts):
+        # A date alone, or a clock alone, is not an event time.
         return None
     clock = [
         _hour(parts),
@@ -268,7 +269,7 @@ class _Plan:
             targets = {
                 name: expr for name, expr in outputs.items() if name in EVENT_SCHEMA
             }
-            if fld.spec.column is not None:
+            if fld.spec.column is not None and fld.spec.column != "ts":
                 targets[fld.spec.column] = outputs[""]
             for column, expr in targets.items():
                 candidates.setdefault(column, []).append(
@@ -277,7 +278,12 @@ class _Plan:
         winners: set[str] = set()
         for column, options in candidates.items():
             best = min(c.priority for c in options)
-            chosen = [c for c in options if c.priority == best]
+            # Among equals, the plain directive first (what httpd logs by
+            # default), then the final request's, then the original's.
+            chosen = sorted(
+                (c for c in options if c.priority == best),
+                key=lambda c: (_MODIFIER_RANK[c.field.modifier], c.order),
+            )
             exprs = [c.expr for c in chosen]
             self.columns[column] = exprs[0] if len(exprs) == 1 else pl.coalesce(exprs)
             winners.update(c.field.group for c in chosen)
@@ -286,7 +292,7 @@ class _Plan:
     def _time(self, fields: Sequence[F.Field], zone: str) -> None:
         groups: dict[str, list[F.Field]] = {}
         for fld in fields:
-            if any(n.startswith("time:") for n in self.outputs[fld.group]):
+            if fld.spec.column == "ts":
                 groups.setdefault(fld.time_group, []).append(fld)
         stamps: list[tuple[str, pl.Expr]] = []
         for name, members in groups.items():
@@ -305,15 +311,23 @@ class _Plan:
             self.extra.append((f"time_{name}", _as_text(stamp, TS_TYPE)))
 
     def _extra(self, fields: Sequence[F.Field], winners: set[str]) -> None:
+        entries: dict[str, list[pl.Expr]] = {}
+        for key, expr in self.extra:
+            entries.setdefault(key, []).append(expr)
         for fld in fields:
             outputs = self.outputs[fld.group]
             for name, expr in outputs.items():
                 if name.startswith("extra:"):
-                    self.extra.append((name[6:], expr))
-            is_time = any(n.startswith("time:") for n in outputs)
-            if fld.group in winners or is_time:
+                    entries.setdefault(name[6:], []).append(expr)
+            if fld.group in winners or fld.spec.column == "ts":
                 continue
-            self.extra.append((fld.spec.key, _as_text(outputs[""], fld.spec.kind.dtype)))
+            text = _as_text(outputs[""], fld.spec.kind.dtype)
+            entries.setdefault(fld.spec.key, []).append(text)
+        # A key named twice (``%<{X}i`` and ``%>{X}i``) keeps its first value.
+        self.extra = [
+            (key, exprs[0] if len(exprs) == 1 else pl.coalesce(exprs))
+            for key, exprs in entries.items()
+        ]
 
     def _checks(self, fields: Sequence[F.Field]) -> None:
         for fld in fields:
@@ -393,9 +407,11 @@ class FormatParser(Parser):
         self.fast_regex = f"^{fast}$"
         self.lenient_fragments = render(self.parts, lenient=True)
         self.strict_fragments = render(self.parts, lenient=False)
-        self._lenient = re.compile("".join(self.lenient_fragments) + r"\Z")
+        self.lenient_regex = f"^(?P<{_MARKER}>)" + "".join(self.lenient_fragments) + "$"
         self._columns = [c for f in self.fields for c in f.spec.kind.columns(f.group)]
-        self._text_columns = [f.group for f in self.fields if f.spec.kind.text]
+        self._text_columns = [
+            c for f in self.fields if f.spec.kind.text for c in f.spec.kind.columns(f.group)
+        ]
         self._plan: _Plan | None = None
         groups = len(_NAMED_GROUP.findall(self.fast_regex))
         if groups > FAST_GROUP_LIMIT:
@@ -507,45 +523,43 @@ class FormatParser(Parser):
     def _fallback(
         self, table: pl.DataFrame, lines: pl.Series, rows: pl.Series
     ) -> tuple[pl.DataFrame, dict[int, str]]:
-        """Match the lines at ``rows`` one by one with the lenient regex."""
-        found: list[int] = []
-        values: dict[str, list[str | None]] = {c: [] for c in table.columns}
+        """Match the lines at ``rows`` with the lenient regex; explain the
+        lines that still fail."""
+        subset = lines.gather(rows)
+        lenient = subset.str.extract_groups(self.lenient_regex).struct.unnest()
+        ok = lenient.get_column(_MARKER).is_not_null()
         failed: dict[int, str] = {}
-        texts_of = lines.gather(rows).to_list()
-        for row, line in zip(rows.to_list(), texts_of, strict=True):
-            texts = self.match_line(line)
-            if isinstance(texts, str):
-                failed[row] = texts
-                continue
-            found.append(row)
-            for column in values:
-                values[column].append(texts.get(column, "" if column == _MARKER else None))
+        if not ok.all():
+            bad_rows = rows.filter(~ok).to_list()
+            reasons = self.diagnose_many(subset.filter(~ok))
+            failed = dict(zip(bad_rows, reasons, strict=True))
         logger.debug(
-            "fallback: %d lines matched leniently, %d rejected", len(found), len(failed)
+            "fallback: %d lines matched leniently, %d rejected",
+            int(ok.sum()),
+            len(failed),
         )
-        if found:
-            index = pl.Series(found, dtype=pl.UInt32)
+        if not ok.any():
+            return table, failed
+        found = lenient.filter(ok)
+        updates = {c: found.get_column(c) for c in found.columns if c in table.columns}
+        for fld in self.fields:
+            post = fld.spec.kind.post
+            if post is None:
+                continue
+            split = [post(text) for text in found.get_column(fld.group).to_list()]
+            for suffix in fld.spec.kind.subgroups[1:]:
+                values = [parts[suffix] for parts in split]
+                updates[fld.group + suffix] = pl.Series(values, dtype=pl.String)
+        index = rows.filter(ok)
+        table = table.with_columns(
+            table.get_column(name).scatter(index, values.cast(pl.String))
+            for name, values in updates.items()
+        )
+        if self.marker == _MARKER:
             table = table.with_columns(
-                table.get_column(c).scatter(index, pl.Series(v, dtype=pl.String))
-                for c, v in values.items()
+                table.get_column(_MARKER).scatter(index, "")
             )
         return table, failed
-
-    def match_line(self, line: str) -> dict[str, str | None] | str:
-        """Captured texts of one line by the lenient regex, or a reason.
-
-        The per-line fallback: slow, for the rare lines the vectorized
-        regex refuses.
-        """
-        if len(line) <= LENIENT_MAX_CHARS:
-            match = self._lenient.match(line)
-            if match is not None:
-                texts: dict[str, str | None] = match.groupdict()
-                for fld in self.fields:
-                    if fld.spec.kind.post is not None:
-                        fld.spec.kind.post(fld.group, texts)
-                return texts
-        return self.diagnose(line)
 
     def _unescape_table(self, table: pl.DataFrame, lines: pl.Series) -> pl.DataFrame:
         if self._unescape is None or not self._text_columns:
@@ -568,28 +582,60 @@ class FormatParser(Parser):
 
     def diagnose(self, line: str) -> str:
         """Why ``line`` does not match: the field or text that failed, where."""
-        lenient = len(line) <= LENIENT_MAX_CHARS
-        fragments = self.lenient_fragments if lenient else self.strict_fragments
-        low, high, end = 0, len(self.parts), 0
-        # Matching a prefix of the parts is monotone: binary search the
-        # longest prefix that still matches.
-        while low < high:
-            middle = (low + high + 1) // 2
-            match = re.compile("".join(fragments[:middle])).match(line)
-            if match is None:
-                high = middle - 1
+        return self.diagnose_many(pl.Series([line], dtype=pl.String))[0]
+
+    def diagnose_many(self, lines: pl.Series) -> list[str]:
+        """:meth:`diagnose` for many lines, a few vectorized passes in all.
+
+        Matching a prefix of the parts is monotone in the prefix length, so
+        each line binary-searches the longest prefix of parts that matches;
+        all lines probing the same prefix share one regex pass.
+        """
+        texts = lines.to_list()
+        count = len(texts)
+        low, high, end = [0] * count, [len(self.parts)] * count, [0] * count
+        while True:
+            probes: dict[int, list[int]] = {}
+            for j in range(count):
+                if low[j] < high[j]:
+                    probes.setdefault((low[j] + high[j] + 1) // 2, []).append(j)
+            if not probes:
+                break
+            for middle, members in probes.items():
+                ends = _match_ends(lines, members, self.lenient_fragments[:middle])
+                for j, stop in zip(members, ends, strict=True):
+                    if stop is None:
+                        high[j] = middle - 1
+                    else:
+                        low[j], end[j] = middle, stop
+        self._refine_ends(lines, low, end)
+        reasons = []
+        for j, line in enumerate(texts):
+            if low[j] == len(self.parts):
+                reasons.append(
+                    f"line does not match format at char {end[j]} (unexpected text "
+                    f"after {self._token_before(low[j])}: "
+                    f"{_quote(F.snippet(line[end[j] :]))})"
+                )
             else:
-                low, end = middle, match.end()
-        if low > 0 and low == len(self.parts):
-            match = re.compile("".join(fragments)).match(line)
-            end = match.end() if match else end
-            return (
-                f"line does not match format at char {end} (unexpected text after "
-                f"{self._token_before(low)}: {_quote(F.snippet(line[end:]))})"
-            )
-        if low == 0:
-            end = 0
-        return self._reason_at(low, line, end)
+                reasons.append(self._reason_at(low[j], line, end[j]))
+        return reasons
+
+    def _refine_ends(self, lines: pl.Series, low: list[int], end: list[int]) -> None:
+        """Push each end past its last field as far as the strict fragment
+        reaches: a lazy lenient field stops as early as it can."""
+        by_prefix: dict[int, list[int]] = {}
+        for j, matched in enumerate(low):
+            if matched > 0:
+                by_prefix.setdefault(matched, []).append(j)
+        for matched, members in by_prefix.items():
+            fragments = self.lenient_fragments[: matched - 1] + [
+                self.strict_fragments[matched - 1]
+            ]
+            ends = _match_ends(lines, members, fragments)
+            for j, stop in zip(members, ends, strict=True):
+                if stop is not None:
+                    end[j] = max(end[j], stop)
 
     def _reason_at(self, index: int, line: str, position: int) -> str:
         part = self.parts[index]
@@ -621,8 +667,7 @@ class FormatParser(Parser):
         return "the start"
 
     def _conversion_reason(self, matched: _Matched, row: int) -> str:
-        line = matched.lines[row]
-        texts = self._locate(line)
+        line: str = matched.lines[row]
         for check in self.plan.checks:
             fld = check.field
             value = matched.table.get_column(fld.group)[row]
@@ -630,32 +675,33 @@ class FormatParser(Parser):
                 continue
             probe = pl.DataFrame({fld.group: [value]}, schema={fld.group: pl.String})
             if probe.select(check.failed).item():
-                where = texts.get(fld.group, (0, value))[0]
+                where = self._position_of(line, fld)
                 return (
                     f"{fld.spec.key}: invalid {fld.spec.kind.name} at char {where}, "
                     f"got {_quote(value)}"
                 )
         for members, _ in self.plan.time_checks:
-            spans = [texts[f.group] for f in members if f.group in texts]
-            if spans:
-                start = min(s for s, _ in spans)
-                text = " ".join(t for _, t in spans)
-                return f"time: invalid date or time at char {start}, got {_quote(text)}"
+            values = [matched.table.get_column(f.group)[row] for f in members]
+            present = [v for v in values if v is not None]
+            if present:
+                where = self._position_of(line, members[0])
+                text = " ".join(present)
+                return f"time: invalid date or time at char {where}, got {_quote(text)}"
         return "a value did not convert"
 
-    def _locate(self, line: str) -> dict[str, tuple[int, str]]:
-        """Where each field's text starts in ``line`` (for reject reasons)."""
-        pattern = self._lenient if len(line) <= LENIENT_MAX_CHARS else None
-        match = pattern.match(line) if pattern is not None else None
-        if match is None:
-            match = re.compile("".join(self.strict_fragments) + r"\Z").match(line)
-        if match is None:
-            return {}
-        return {
-            name: (match.start(name), value)
-            for name, value in match.groupdict().items()
-            if value is not None
-        }
+    def _position_of(self, line: str, fld: F.Field) -> int:
+        """Where ``fld``'s text starts in a line that matched (for reasons)."""
+        index = next(
+            i
+            for i, part in enumerate(self.parts)
+            if part is fld or (isinstance(part, F.DashGroup) and fld in part.parts)
+        )
+        series = pl.Series([line], dtype=pl.String)
+        for fragments in (self.strict_fragments, self.lenient_fragments):
+            stop = _match_ends(series, [0], fragments[:index])[0]
+            if stop is not None:
+                return stop
+        return 0
 
     # -- output --------------------------------------------------------
 
@@ -698,5 +744,32 @@ class FormatParser(Parser):
 
 def _quote(text: str) -> str:
     return '"' + text + '"'
+
+
+def _match_ends(
+    lines: pl.Series, members: Sequence[int], fragments: Sequence[str]
+) -> list[int | None]:
+    """Where the regex made of ``fragments`` stops matching each chosen line
+    from its start (in characters), or None where it does not match.
+
+    Measured as how much a replace of the match shortens the line: a plain
+    replace only has to find the match, not its groups, so it runs on the
+    DFA, fast and in linear time even on megabyte lines.
+    """
+    chosen = lines.gather(pl.Series(list(members), dtype=pl.UInt32))
+    if not fragments:
+        return [0] * len(members)
+    pattern = "^(?:" + "".join(fragments) + ")"
+    frame = pl.DataFrame({"line": chosen}).select(
+        pl.col("line").str.contains(pattern).alias("hit"),
+        (
+            pl.col("line").str.len_chars()
+            - pl.col("line").str.replace(pattern, "").str.len_chars()
+        ).alias("end"),
+    )
+    return [
+        int(stop) if hit else None
+        for hit, stop in zip(frame["hit"].to_list(), frame["end"].to_list(), strict=True)
+    ]
 
 

@@ -6,16 +6,17 @@ directive or variable is one line of that table. A spec names the field
 (its key in ``extra``), its :class:`Kind` (regex fragments and converter)
 and the canonical column it feeds, if any.
 
-A kind has two regex fragments:
+A kind has two regex fragments, both for Rust's ``regex`` (via Polars),
+whose matching time is linear in the line, so no crafted line can make the
+parser stall:
 
-* ``fast``: for the vectorized path (Rust ``regex`` via Polars). It is
-  written to keep the whole format regex *one-pass* (at every character the
-  next step is unambiguous), which lets the Rust engine use its fastest
-  capture strategy. It may refuse valid but unusual text.
-* ``lenient``: for the per-line Python fallback (``re``), which must accept
-  every valid line: quoted text may contain unescaped quotes, request lines
-  may have odd spaces. Possessive quantifiers keep it from backtracking
-  badly on long garbage lines.
+* ``fast``: for the vectorized path. It is written to keep the whole format
+  regex *one-pass* (at every character the next step is unambiguous), which
+  lets the engine use its fastest capture strategy. It may refuse valid but
+  unusual text.
+* ``lenient``: for the fallback, tried only on the lines the fast regex
+  refused. It must accept every valid line: quoted text may contain
+  unescaped quotes, request lines may have odd spaces.
 
 Both fragments capture into groups named from the field's ``group`` prefix,
 so both paths fill the same table of captured texts, and one set of Polars
@@ -80,7 +81,7 @@ def char_class(chars: str) -> str:
 FastFn = Callable[[str, Stop], str]
 LenientFn = Callable[[str, Stop, bool], str]
 ConvertFn = Callable[[Mapping[str, pl.Expr]], Outputs]
-PostFn = Callable[[str, dict[str, str | None]], None]
+PostFn = Callable[[str | None], dict[str, str | None]]
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class Kind:
     ``fast(group, stop)`` and ``lenient(group, stop, quoted)`` return regex
     fragments with their named groups; ``columns(group)`` names the captured
     texts the kind keeps (some exist only after ``post`` fills them in the
-    fallback). ``convert`` maps those texts (``"-"`` not yet nulled) to
+    fallback: it maps the leniently captured text to the other columns,
+    keyed by suffix). ``convert`` maps those texts (``"-"`` not yet nulled) to
     typed outputs. ``expected`` completes a reject reason ("expected …").
     ``lead`` is the set of characters a non-empty value starts with, when
     that is known (it lets the field before it stop there). ``text`` says
@@ -156,9 +158,7 @@ def free_text_lenient(stop: Stop, quoted: bool) -> str:
     if quoted or stop is None:
         return ".*?"
     if stop == " ":
-        # A space-delimited token: possessive, so that garbage lines with
-        # many spaces fail in linear time instead of backtracking.
-        return "[^ ]*+"
+        return "[^ ]*"
     # Another delimiter (``%v:%p``, ``%a:%{remote}p`` with IPv6): lazy but
     # confined to one space-free token.
     return "[^ ]*?"
@@ -426,13 +426,15 @@ def _request_lenient(group: str, stop: Stop, quoted: bool) -> str:
     return f"(?P<{group}>{free_text_lenient(stop, True)})"
 
 
-def _request_post(group: str, texts: dict[str, str | None]) -> None:
-    parts = split_request_line(texts[group])
-    texts[group + "_m"] = parts.method
-    texts[group + "_p"] = parts.path
-    texts[group + "_q"] = parts.query
-    texts[group + "_v"] = parts.protocol
-    texts[group + "_x"] = parts.unsplit
+def _request_post(line: str | None) -> dict[str, str | None]:
+    parts = split_request_line(line)
+    return {
+        "_m": parts.method,
+        "_p": parts.path,
+        "_q": parts.query,
+        "_v": parts.protocol,
+        "_x": parts.unsplit,
+    }
 
 
 def _request_convert(texts: Mapping[str, pl.Expr]) -> Outputs:
@@ -680,6 +682,7 @@ class Field:
     column name by ``parse_fields``; ``group`` is its regex group prefix.
     ``dashable`` lets the whole field be ``-`` (an Apache status condition
     that did not hold). ``time_group`` gathers time fields into one stamp.
+    ``modifier`` is Apache's ``<`` (original request) or ``>`` (final one).
     """
 
     token: str
@@ -687,6 +690,7 @@ class Field:
     group: str
     dashable: bool = False
     time_group: str = "begin"
+    modifier: str = ""
 
 
 @dataclass(frozen=True)
@@ -868,8 +872,8 @@ def build_rejects(
 
 
 def snippet(text: str, limit: int = 24) -> str:
-    """The start of ``text`` up to the first space, for reject reasons."""
-    word = text.split(" ", 1)[0] if text else ""
+    """The start of ``text`` up to the next space, for reject reasons."""
+    word = text[:1] + text[1:].split(" ", 1)[0]
     if len(word) > limit:
         word = word[:limit] + "…"
     return word

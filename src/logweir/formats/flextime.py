@@ -152,12 +152,14 @@ def _python_pattern(pattern: str) -> re.Pattern[str]:
 def _offset(zone: pl.Expr) -> pl.Expr:
     """``Z``, ``+02``, ``+02:00``, ``EST``… to ``+HHMM``; null stays null."""
     text = zone.str.to_uppercase()
-    named = text.replace_strict(ZONE_ABBREVIATIONS, default=None, return_dtype=pl.String)
-    numeric = text.str.replace(":", "", literal=True)
-    numeric = pl.when(numeric.str.len_chars() == 3).then(numeric + "00").otherwise(numeric)
-    return (
-        pl.when(text.str.contains(r"^[+-]\d")).then(numeric).otherwise(named)
+    named = text.replace_strict(
+        ZONE_ABBREVIATIONS, default=None, return_dtype=pl.String
     )
+    numeric = text.str.replace(":", "", literal=True)
+    numeric = (
+        pl.when(numeric.str.len_chars() == 3).then(numeric + "00").otherwise(numeric)
+    )
+    return pl.when(text.str.contains(r"^[+-]\d")).then(numeric).otherwise(named)
 
 
 def _assemble(parts: pl.DataFrame, ctx: TimeContext) -> pl.Series:
@@ -180,7 +182,9 @@ def _assemble(parts: pl.DataFrame, ctx: TimeContext) -> pl.Series:
         year = year.fill_null(ctx.reference_year)
     elif ctx.now is not None:
         year = year.fill_null(ctx.now.year)
-    frame = frame.with_columns(year.alias("year"), pl.col("Y").is_null().alias("guessed"))
+    frame = frame.with_columns(
+        year.alias("year"), pl.col("Y").is_null().alias("guessed")
+    )
     result = _combine(frame, ctx.zone)
     if ctx.reference_year is None and ctx.now is not None:
         result = _roll_back_future(frame, result, ctx)
@@ -209,7 +213,9 @@ def _combine(frame: pl.DataFrame, zone: str) -> pl.Series:
     aware = (text + pl.col("offset")).str.to_datetime(
         _AWARE_FORMAT, strict=False, time_unit="us", time_zone="UTC"
     )
-    naive = localize(text.str.to_datetime(_NAIVE_FORMAT, strict=False, time_unit="us"), zone)
+    naive = localize(
+        text.str.to_datetime(_NAIVE_FORMAT, strict=False, time_unit="us"), zone
+    )
     # A zone that was written but not understood must not fall back to the
     # configured one: that would shift the event silently.
     value = (
@@ -257,9 +263,7 @@ def _clf(values: pl.Series, ctx: TimeContext) -> pl.Series:
 
 def _ctime(values: pl.Series, ctx: TimeContext) -> pl.Series:
     parts = values.str.extract_groups(_CTIME).struct.unnest()
-    parts = _with_month(parts).with_columns(
-        pl.coalesce("Y1", "Y2").alias("Y")
-    )
+    parts = _with_month(parts).with_columns(pl.coalesce("Y1", "Y2").alias("Y"))
     return _assemble(parts, ctx)
 
 
@@ -395,14 +399,20 @@ def parse_with_format(values: pl.Series, fmt: str, ctx: TimeContext) -> pl.Serie
     time in ``ctx.zone``.
     """
     text = values.cast(pl.String).str.strip_chars()
-    yearless = not any(code in fmt for code in ("%Y", "%y", "%G", "%s", "%c", "%D", "%F"))
+    yearless = not any(
+        code in fmt for code in ("%Y", "%y", "%G", "%s", "%c", "%D", "%F")
+    )
     if yearless:
         return _parse_yearless(text, fmt, ctx)
     frame = pl.DataFrame({"v": text})
     if "%z" in fmt or "%Z" in fmt or "%:z" in fmt:
-        expr = pl.col("v").str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+        expr = pl.col("v").str.to_datetime(
+            fmt, strict=False, time_unit="us", time_zone="UTC"
+        )
     else:
-        expr = localize(pl.col("v").str.to_datetime(fmt, strict=False, time_unit="us"), ctx.zone)
+        expr = localize(
+            pl.col("v").str.to_datetime(fmt, strict=False, time_unit="us"), ctx.zone
+        )
     return frame.select(expr.cast(TS_TYPE).alias("ts")).to_series()
 
 

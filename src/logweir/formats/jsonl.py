@@ -69,7 +69,8 @@ def _query(source: pl.DataFrame, sql: str) -> pl.DataFrame:
     cursor = _cursor()
     try:
         cursor.register("batch", source.to_arrow())
-        return cursor.sql(sql).pl()
+        result: pl.DataFrame = cursor.sql(sql).pl()
+        return result
     finally:
         cursor.close()
 
@@ -105,16 +106,22 @@ def extract_fields(rows: pl.Series, texts: pl.Series, table: KeyTable) -> Fields
     with the position of the error.
     """
     source = pl.DataFrame({"row": rows, "text": texts})
-    keys = _query(
-        source,
-        "WITH k AS (SELECT row, json_keys(text) AS ks FROM batch "
-        f"WHERE {_VALID_OBJECT}) SELECT key FROM (SELECT row, unnest(ks) AS key, "
-        "generate_subscripts(ks, 1) AS position FROM k) GROUP BY key "
-        "ORDER BY min(row), arg_min(position, row)",
-    ).get_column("key").to_list()
+    keys = (
+        _query(
+            source,
+            "WITH k AS (SELECT row, json_keys(text) AS ks FROM batch "
+            f"WHERE {_VALID_OBJECT}) SELECT key FROM (SELECT row, unnest(ks) AS key, "
+            "generate_subscripts(ks, 1) AS position FROM k) GROUP BY key "
+            "ORDER BY min(row), arg_min(position, row)",
+        )
+        .get_column("key")
+        .to_list()
+    )
     nested: list[tuple[str, list[str]]] = []
     if len(keys) > MAX_KEYS:
-        logger.info("json: %d distinct keys in one batch; parsing line by line", len(keys))
+        logger.info(
+            "json: %d distinct keys in one batch; parsing line by line", len(keys)
+        )
         fast_rows, fast = pl.Series("row", [], dtype=pl.UInt32), pl.DataFrame()
     else:
         nested = _nested_paths(keys, table)
@@ -148,7 +155,9 @@ def _extract(
 ) -> tuple[pl.Series, pl.DataFrame]:
     # An empty key has no DuckDB path: lines with one go the slow way.
     names = [key for key in keys if key] + [name for name, _ in nested]
-    paths = [_path([key]) for key in keys if key] + [_path(parts) for _, parts in nested]
+    paths = [_path([key]) for key in keys if key] + [
+        _path(parts) for _, parts in nested
+    ]
     where = _VALID_OBJECT
     if "" in keys:
         where += " AND NOT list_contains(json_keys(text), '')"
@@ -244,13 +253,17 @@ def decode_fields(raw: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, pl.Series]
     fields = raw.with_columns(exprs)
     structured: dict[str, pl.Series] = {}
     for name in raw.columns:
-        column = raw.get_column(name)
-        first = column.str.head(1)
-        escaped = ((first == '"') & column.str.contains("\\", literal=True)).fill_null(False)
+        values = raw.get_column(name)
+        first = values.str.head(1)
+        escaped = ((first == '"') & values.str.contains("\\", literal=True)).fill_null(
+            False
+        )
         if escaped.any():
             index = escaped.arg_true()
-            decoded = _decode_strings(column.gather(index))
-            fields = fields.with_columns(fields.get_column(name).scatter(index, decoded))
+            decoded = _decode_strings(values.gather(index))
+            fields = fields.with_columns(
+                fields.get_column(name).scatter(index, decoded)
+            )
         is_object = first.is_in(["{", "["]).fill_null(False)
         if is_object.any():
             structured[name] = is_object
@@ -282,8 +295,10 @@ class JsonParser(Parser):
         picked = resolve(
             found.rows, fields, self.table, structured=structured, nested=found.nested
         )
-        parsed = convert(picked, ctx)
-        return assemble(batch, prepared, pl.concat([parsed, found.rejects], how="diagonal"))
+        parsed = convert(picked, ctx, guessed=self.table.guessed)
+        return assemble(
+            batch, prepared, pl.concat([parsed, found.rejects], how="diagonal")
+        )
 
 
 def _kind(value: object) -> str:

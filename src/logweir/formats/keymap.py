@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from logweir.errors import ConfigError
 from logweir.formats.flextime import TimeContext, parse_flexible, parse_with_format
-from logweir.schema import EXTRA_TYPE, TS_TYPE
+from logweir.schema import EXTRA_TYPE
 
 #: Column -> keys that fill it, first match wins. Durations carry the unit
 #: their key implies as a factor to milliseconds, after a ``:``.
@@ -225,6 +225,7 @@ class KeyTable:
     """
 
     rows: tuple[tuple[str, str, int, float], ...]  # key, target, priority, unit
+    explicit: frozenset[str] = frozenset()
 
     @classmethod
     def build(
@@ -250,7 +251,12 @@ class KeyTable:
             for priority, spec in enumerate(chosen):
                 key, unit = _split_unit(spec, target)
                 rows.append((key.lower(), target, priority, unit))
-        return cls(tuple(rows))
+        return cls(tuple(rows), frozenset(overrides))
+
+    @property
+    def guessed(self) -> frozenset[str]:
+        """Targets filled from the default table rather than a user mapping."""
+        return frozenset(target for _, target, _, _ in self.rows) - self.explicit
 
     @property
     def prefixes(self) -> frozenset[str]:
@@ -325,8 +331,8 @@ def resolve(
             picks.extend(_pick(target, chosen))
     picked = scalars.select(picks) if picks else pl.DataFrame()
     extra = _extra(fields, picked, nested, candidates_of, structured)
-    return picked.with_columns(rows.cast(pl.UInt32).alias("row"), extra).select(
-        "row", *picked.columns, "extra"
+    return pl.DataFrame({"row": rows.cast(pl.UInt32)}).hstack(
+        [*picked.get_columns(), extra]
     )
 
 
@@ -335,7 +341,10 @@ def _pick(target: str, chosen: list[tuple[str, float]]) -> list[pl.Expr]:
 
     def first(values: list[pl.Expr]) -> pl.Expr:
         return pl.coalesce(
-            [pl.when(pl.col(name).is_not_null()).then(value) for (name, _), value in zip(chosen, values, strict=True)]
+            [
+                pl.when(pl.col(name).is_not_null()).then(value)
+                for (name, _), value in zip(chosen, values, strict=True)
+            ]
         )
 
     exprs = [
@@ -343,7 +352,9 @@ def _pick(target: str, chosen: list[tuple[str, float]]) -> list[pl.Expr]:
         first([pl.lit(name) for name, _ in chosen]).alias(f"{target}__key"),
     ]
     if target == "duration_ms":
-        exprs.append(first([pl.lit(unit) for _, unit in chosen]).alias("duration_ms__unit"))
+        exprs.append(
+            first([pl.lit(unit) for _, unit in chosen]).alias("duration_ms__unit")
+        )
     return exprs
 
 
@@ -399,7 +410,10 @@ def build_extra(keys: list[str], values: list[pl.Series], height: int) -> pl.Ser
         [column.drop_nulls().to_arrow().cast(pa.large_string()) for column in values]
     ).take(pa.array(order))
     key_index = np.concatenate(
-        [np.full(len(where), index, dtype=np.int32) for index, where in enumerate(positions)]
+        [
+            np.full(len(where), index, dtype=np.int32)
+            for index, where in enumerate(positions)
+        ]
     )
     flat_keys = pa.array(keys, type=pa.large_string()).take(pa.array(key_index[order]))
     items = pa.StructArray.from_arrays([flat_keys, flat_values], names=["key", "value"])
@@ -437,6 +451,7 @@ _REQUEST_LINE = (
     r"(?:\s+(?P<protocol>[A-Za-z][A-Za-z0-9_-]*/[0-9][0-9.]*))?\s*$"
 )
 _ABSOLUTE_URL = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*"
+_BARE_TARGET = r"^(?:/|\*$|[A-Za-z][A-Za-z0-9+.-]*://)\S*$"
 _NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 _DURATION_UNIT = {
     "ns": 1e-6,
@@ -454,7 +469,9 @@ _DURATION_UNIT = {
     "min": 60_000.0,
     "h": 3_600_000.0,
 }
-_DURATION_PART = r"(\d+(?:\.\d+)?|\.\d+)\s*(ns|us|µs|μs|ms|msec|millis|seconds|secs|sec|s|min|m|h)"
+_DURATION_PART = (
+    r"(\d+(?:\.\d+)?|\.\d+)\s*(ns|us|µs|μs|ms|msec|millis|seconds|secs|sec|s|min|m|h)"
+)
 
 
 def _quoted(value: pl.Expr) -> pl.Expr:
@@ -471,6 +488,7 @@ def convert(
     ctx: TimeContext,
     *,
     ts_format: str | None = None,
+    guessed: Collection[str] = (),
 ) -> pl.DataFrame:
     """Typed canonical columns from the text in ``raw``.
 
@@ -479,15 +497,31 @@ def convert(
     The result has ``row``, every canonical column this module fills,
     ``extra`` and ``_reason``: null when the line is good, else the first
     field that failed, as ``<column>: field '<key>' has '<value>', <why>``.
+
+    Columns named in ``guessed`` were filled by the default key table: a
+    value that does not fit (``status=Pending`` in a Kubernetes log) means
+    the guess was wrong, not the line, so the column stays null and the
+    field goes to ``extra`` under its own key instead of a reject.
     """
+    # Grok's QS captures keep the quotes: "Mozilla/5.0 …" is the header.
     frame = raw.with_columns(
+        [
+            pl.when(pl.col(name).str.contains(r'^"(?:[^"\\]|\\.)*"$'))
+            .then(pl.col(name).str.slice(1, pl.col(name).str.len_chars() - 2))
+            .otherwise(pl.col(name))
+            .alias(name)
+            for name in ("referer", "user_agent")
+            if name in raw.columns
+        ]
+    )
+    frame = frame.with_columns(
         [
             pl.when(pl.col(name).str.strip_chars().is_in(["-", ""]))
             .then(None)
             .otherwise(pl.col(name))
             .alias(name)
             for name in _DASH_IS_NULL
-            if name in raw.columns
+            if name in frame.columns
         ]
     )
     if "extra" not in frame.columns:
@@ -501,7 +535,11 @@ def convert(
         value = reader(frame, ctx, ts_format)
         typed.append(value.alias(name))
         failed = frame.get_column(name).is_not_null() & value.is_null()
-        if failed.any():
+        if not failed.any():
+            continue
+        if name in guessed:
+            frame = _move_to_extra(frame, name, failed.arg_true())
+        else:
             reasons.append(_reasons(frame, name, failed, why))
     frame = frame.with_columns(typed)
     reason = (
@@ -511,7 +549,9 @@ def convert(
     )
     frame = frame.with_columns(reason.alias("_reason"))
     keep = ["row", "ts", *_STRING_COLUMNS, "status", "bytes", "duration_ms"]
-    return frame.select([name for name in keep if name in frame.columns] + ["extra", "_reason"])
+    return frame.select(
+        [name for name in keep if name in frame.columns] + ["extra", "_reason"]
+    )
 
 
 def _reasons(frame: pl.DataFrame, name: str, failed: pl.Series, why: str) -> pl.Series:
@@ -543,13 +583,16 @@ def _integral(text: pl.Series) -> pl.Series:
     index = missed.arg_true()
     real = text.gather(index).cast(pl.Float64, strict=False)
     whole = pl.select(
-        pl.when(real.is_finite() & (real == real.round(0)) & (real.abs() < 2.0**62))
-        .then(real)
+        pl.when(
+            real.is_finite() & (real == real.round(0)) & (real.abs() < 2.0**62)
+        ).then(real)
     ).to_series()
     return exact.scatter(index, whole.cast(pl.Int64))
 
 
-def _duration(frame: pl.DataFrame, ctx: TimeContext, ts_format: str | None) -> pl.Series:
+def _duration(
+    frame: pl.DataFrame, ctx: TimeContext, ts_format: str | None
+) -> pl.Series:
     text = frame.get_column("duration_ms").str.strip_chars()
     unit = (
         frame.get_column("duration_ms__unit").fill_null(1.0)
@@ -580,7 +623,9 @@ def _with_units(text: pl.Series) -> pl.Series:
     ).to_series()
 
 
-def _timestamp(frame: pl.DataFrame, ctx: TimeContext, ts_format: str | None) -> pl.Series:
+def _timestamp(
+    frame: pl.DataFrame, ctx: TimeContext, ts_format: str | None
+) -> pl.Series:
     values = frame.get_column("ts")
     if ts_format:
         return parse_with_format(values, ts_format, ctx)
@@ -608,20 +653,33 @@ def _split_http(frame: pl.DataFrame) -> pl.DataFrame:
             parts.get_column("protocol").alias("␟protocol"),
         )
         frame = _keep_odd_requests(frame)
-        request = {name: pl.col(f"␟{name}") for name in ("method", "target", "protocol")}
+        request = {
+            name: pl.col(f"␟{name}") for name in ("method", "target", "protocol")
+        }
     nothing = pl.lit(None, pl.String)
 
     def given(name: str) -> pl.Expr:
         return pl.col(name) if name in columns else nothing
 
-    target = pl.coalesce(given("path"), given("url"), request.get("target", nothing))
+    # A "request" that is a bare target (grok's HTTPD patterns capture the
+    # URI under that name) is used as one.
+    bare = (
+        pl.when(given("request").str.contains(_BARE_TARGET)).then(given("request"))
+        if "request" in columns
+        else nothing
+    )
+    target = pl.coalesce(
+        given("path"), given("url"), request.get("target", nothing), bare
+    )
     target = target.str.replace(_ABSOLUTE_URL, "")
     split = target.str.splitn("?", 2)
     before = split.struct.field("field_0")
     version = given("http_version")
     return frame.with_columns(
         pl.coalesce(given("method"), request.get("method", nothing)).alias("method"),
-        pl.when(target.is_not_null() & (before == "")).then(pl.lit("/")).otherwise(before)
+        pl.when(target.is_not_null() & (before == ""))
+        .then(pl.lit("/"))
+        .otherwise(before)
         .alias("path"),
         pl.coalesce(given("query"), split.struct.field("field_1")).alias("query"),
         pl.coalesce(
@@ -639,23 +697,42 @@ def _keep_odd_requests(frame: pl.DataFrame) -> pl.DataFrame:
 
     Such a line is still a good event; its request just cannot be split.
     """
-    odd = (pl.col("request").is_not_null() & pl.col("␟method").is_null())
-    index = frame.select(odd.fill_null(False)).to_series().arg_true()
-    if index.len() == 0:
-        return frame
-    keys = (
-        frame.get_column("request__key").gather(index).to_list()
-        if "request__key" in frame.columns
-        else ["request"] * index.len()
+    odd = (
+        pl.col("request").is_not_null()
+        & pl.col("␟method").is_null()
+        & ~pl.col("request").str.contains(_BARE_TARGET)
     )
-    requests = frame.get_column("request").gather(index).to_list()
+    index = frame.select(odd.fill_null(False)).to_series().arg_true()
+    return _move_to_extra(frame, "request", index) if index.len() else frame
+
+
+def _move_to_extra(frame: pl.DataFrame, target: str, index: pl.Series) -> pl.DataFrame:
+    """Append the ``target`` field of rows ``index`` to their ``extra``.
+
+    For the rare rows whose field fits no column, so done in Python.
+    """
+    key_column = f"{target}__key"
+    keys = (
+        frame.get_column(key_column).gather(index).fill_null(target).to_list()
+        if key_column in frame.columns
+        else [target] * index.len()
+    )
+    values = frame.get_column(target).gather(index).to_list()
     extras = frame.get_column("extra").gather(index).to_list()
     grown = [
         [*items, {"key": key, "value": value}]
-        for items, key, value in zip(extras, keys, requests, strict=True)
+        for items, key, value in zip(extras, keys, values, strict=True)
     ]
-    extra = frame.get_column("extra").scatter(index, pl.Series(grown, dtype=EXTRA_TYPE))
-    return frame.with_columns(extra)
+    # Series.scatter cannot write lists of structs: join the grown lists in.
+    patch = pl.DataFrame(
+        {"␟at": index.cast(pl.UInt32), "␟extra": pl.Series(grown, dtype=EXTRA_TYPE)}
+    )
+    return (
+        frame.with_row_index("␟at")
+        .join(patch, on="␟at", how="left")
+        .with_columns(pl.coalesce("␟extra", "extra").alias("extra"))
+        .drop("␟at", "␟extra")
+    )
 
 
 __all__ = [

@@ -51,9 +51,9 @@ VARIABLES: dict[str, F.FieldSpec] = {
     "binary_remote_addr": S("binary_remote_addr", F.TEXT),
     "remote_port": S("remote_port", F.INT),
     "remote_user": S("remote_user", F.TEXT),
-    "time_local": S("time", F.CLF_TIME_BARE),
-    "time_iso8601": S("time", F.ISO_TIME),
-    "msec": S("time", F.EPOCH_DECIMAL),
+    "time_local": S("time", F.CLF_TIME_BARE, "ts"),
+    "time_iso8601": S("time", F.ISO_TIME, "ts"),
+    "msec": S("time", F.EPOCH_DECIMAL, "ts"),
     "request": S("request", F.REQUEST),
     "request_method": S("request_method", F.TEXT, "method", 1),
     "request_uri": S("request_uri", F.TARGET, priority=1),
@@ -117,7 +117,7 @@ def _read_variable(fmt: str, start: int) -> tuple[str, int]:
     if fmt[start + 1 : start + 2] == "{":
         close = fmt.find("}", start + 2)
         name = fmt[start + 2 : close] if close > 0 else ""
-        end = close + 1
+        end = close + 1 if close > 0 else len(fmt)
     else:
         end = start + 1
         while end < len(fmt) and fmt[end] in _NAME_CHARS:
@@ -206,7 +206,7 @@ def _quoted(text: str, start: int) -> tuple[str, int]:
 def log_format_from_config(text: str) -> tuple[str, str | None, str]:
     """``log_format name [escape=..] 'a' 'b';`` → (format, name, escape)."""
     words = config_words(text)[1:]
-    name = words.pop(0) if len(words) >= 2 else None
+    name = words.pop(0) if words else None
     escape = "default"
     if words and words[0].startswith("escape="):
         escape = words.pop(0)[len("escape=") :]
@@ -230,8 +230,9 @@ def compile_nginx(fmt: str, options: ParseOptions, escape: str = "default") -> F
     name: str | None = None
     if text.startswith("log_format"):
         text, name, escape = log_format_from_config(text)
-    elif text[:1] in "'\"" and text[-1:] in "'\";":
-        # A format pasted with its quotes: 'a' 'b' or "a";
+    elif text.startswith("'") and text.rstrip(";").endswith("'"):
+        # A format pasted with its nginx.conf quotes: 'a' 'b'. Double
+        # quotes are left alone: formats often start and end with them.
         text = "".join(config_words(text))
     if escape not in _ESCAPES:
         raise FormatError(f"unknown escape {escape!r}: use default, json or none",

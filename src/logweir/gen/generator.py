@@ -101,13 +101,15 @@ def generate(
     malformed_share: float = DEFAULT_MALFORMED_SHARE,
     disorder_share: float = DEFAULT_DISORDER_SHARE,
     seasonal: bool = False,
+    labels_path: str | os.PathLike[str] | None = None,
 ) -> GenResult:
     """Write ``lines`` log lines to ``out``; return what was written.
 
     ``out`` is a binary stream, or a path: then the file is written under a
     temporary name and renamed into place, compressed when its name ends in
-    ``.gz``, ``.bz2``, ``.xz`` or ``.zst``, and when there are incidents
-    their labels go to ``<path>.incidents.json``.
+    ``.gz``, ``.bz2``, ``.xz`` or ``.zst``. When there are incidents, their
+    labels (:meth:`GenResult.labels`) go to ``labels_path``, by default
+    ``<path>.incidents.json`` beside a file and nowhere for a stream.
 
     ``rate_per_s`` is the mean rate of ordinary requests (over a day when
     ``seasonal``, which makes traffic follow a daily curve). Raises
@@ -122,8 +124,27 @@ def generate(
     _check(lines, fmt, rate_per_s, start, malformed_share, disorder_share)
     plan = _Plan.build(lines, fmt, seed, rate_per_s, start, incidents, seasonal)
     if isinstance(out, (str, os.PathLike)):
-        return _write_to_path(plan, Path(out), malformed_share, disorder_share)
-    return plan.write(out, malformed_share, disorder_share)
+        result = _write_to_path(plan, Path(out), malformed_share, disorder_share)
+        if labels_path is None:
+            labels_path = labels_path_for(out)
+    else:
+        result = plan.write(out, malformed_share, disorder_share)
+    if result.incidents and labels_path is not None:
+        write_labels(result, Path(labels_path))
+    return result
+
+
+def write_labels(result: GenResult, path: Path) -> None:
+    """Write ``result``'s labels as JSON, atomically."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        temporary.write_text(json.dumps(result.labels(), indent=2) + "\n")
+        os.replace(temporary, path)
+    except OSError as error:
+        reason = (error.strerror or type(error).__name__).lower()
+        raise SinkError(f"cannot write {str(path)!r}: {reason}") from error
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _check(
@@ -157,12 +178,9 @@ def _write_to_path(
         with open(temporary, "wb") as raw, _compressing(raw, path.name) as stream:
             result = plan.write(stream, malformed_share, disorder_share)
         os.replace(temporary, path)
-        if result.incidents:
-            labels = labels_path_for(path)
-            labels.write_text(json.dumps(result.labels(), indent=2) + "\n")
     except OSError as error:
-        where = error.filename or path
-        raise SinkError(f"cannot write {str(where)!r}: {error.strerror}") from error
+        reason = (error.strerror or type(error).__name__).lower()
+        raise SinkError(f"cannot write {str(path)!r}: {reason}") from error
     finally:
         temporary.unlink(missing_ok=True)
     return result
@@ -243,7 +261,9 @@ class _Plan:
             if incident.kind == "scanner"
         )
         if fmt == "combined" and any(i.kind == "latency" for i in incidents):
-            logger.warning(
+            # Labelled unobservable; the command line warns when it was asked
+            # for explicitly.
+            logger.info(
                 "a latency incident cannot be seen in format combined, which has no "
                 "response time; use combined-duration, nginx-json or syslog"
             )

@@ -62,6 +62,7 @@ _GARBAGE = (
 #: UTF-8, so the invalid byte is put in afterwards (a private-use character
 #: that nothing else in the vocabulary holds).
 _LATIN1_MARK = "\ue000"
+_LATIN1 = MALFORMED_KINDS.index("latin1")
 _LATIN1_MARK_BYTES = _LATIN1_MARK.encode()
 _LATIN1_BYTE = b"\xe9"
 
@@ -140,6 +141,15 @@ def vocabulary(
     )
 
 
+#: How each format writes the second of a timestamp (strftime).
+_STAMPS = {
+    "combined": "%d/%b/%Y:%H:%M:%S +0000",
+    "combined-duration": "%d/%b/%Y:%H:%M:%S +0000",
+    "nginx-json": "%Y-%m-%dT%H:%M:%S+00:00",
+    "syslog": "%Y-%m-%dT%H:%M:%S",
+}
+
+
 def render_block(
     words: Vocabulary,
     requests: Requests,
@@ -153,21 +163,40 @@ def render_block(
     ``malformed`` holds, per line, -1 or an index into
     :data:`MALFORMED_KINDS`.
     """
-    frame = _fields(words, requests, timestamps_us, malformed)
-    if fmt == "combined" or fmt == "combined-duration":
-        line, keep = _combined(frame, with_duration=fmt == "combined-duration")
+    frame = _fields(words, requests, timestamps_us, malformed, fmt)
+    if fmt in ("combined", "combined-duration"):
+        line, keep = _combined(with_duration=fmt == "combined-duration")
     elif fmt == "nginx-json":
-        line, keep = _nginx_json(frame)
+        line, keep = _nginx_json()
     else:
         frame = frame.with_columns(**_syslog_columns(frame.height, rng))
         line, keep = _syslog()
-    lines = frame.select(line.alias("line"), keep.alias("keep"))
-    lines = _malform(lines, malformed, rng)
-    text = lines.get_column("line").str.join("\n").item() + "\n"
-    data: bytes = text.encode("utf-8")
-    if (malformed == MALFORMED_KINDS.index("latin1")).any():
-        data = data.replace(_LATIN1_MARK_BYTES, _LATIN1_BYTE)
-    return data
+    lines = frame.select(line.alias("line")).to_series()
+    bad = np.flatnonzero((malformed >= 0) & (malformed != _LATIN1))
+    if bad.size:
+        subset = frame[bad].select(line.alias("line"), keep.alias("keep"))
+        spoiled = _malform(subset, malformed[bad], rng)
+        lines = lines.scatter(bad, spoiled)
+    return _join(lines, np.flatnonzero(malformed == _LATIN1))
+
+
+def _join(lines: pl.Series, latin1_rows: np.ndarray) -> bytes:
+    """``lines`` joined by newlines, the Latin-1 marks made real bytes."""
+    joined = lines.str.join("\n").cast(pl.Binary).to_arrow()
+    data = joined[0].as_py() + b"\n"
+    if not latin1_rows.size:
+        return bytes(data)
+    # Start of each line in ``data``: the lengths before it plus newlines.
+    lengths = lines.str.len_bytes().to_numpy().astype(np.int64)
+    starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
+    pieces = []
+    position = 0
+    for row in latin1_rows:
+        mark = data.find(_LATIN1_MARK_BYTES, int(starts[row]))
+        pieces += [data[position:mark], _LATIN1_BYTE]
+        position = mark + len(_LATIN1_MARK_BYTES)
+    pieces.append(data[position:])
+    return b"".join(pieces)
 
 
 def _fields(
@@ -175,14 +204,16 @@ def _fields(
     requests: Requests,
     timestamps_us: np.ndarray,
     malformed: np.ndarray,
+    fmt: str,
 ) -> pl.DataFrame:
     agent = words.agent.gather(requests.client)
-    latin1 = pl.Series(malformed == MALFORMED_KINDS.index("latin1"))
+    latin1 = np.flatnonzero(malformed == _LATIN1)
+    if latin1.size:
+        agent = agent.scatter(latin1, agent.gather(latin1) + f" (Caf{_LATIN1_MARK})")
     return pl.DataFrame(
         {
-            "ts": pl.Series(timestamps_us, dtype=pl.Int64).cast(
-                pl.Datetime("us", "UTC")
-            ),
+            "stamp": _stamps(timestamps_us, _STAMPS[fmt]),
+            "millis": pl.Series(timestamps_us // 1000 % 1000, dtype=pl.Int64),
             "ip": words.ip.gather(requests.client),
             "method": words.method.gather(requests.target),
             "path": words.path.gather(requests.target),
@@ -193,28 +224,39 @@ def _fields(
             "duration_ms": pl.Series(requests.duration_ms, dtype=pl.Float64),
             "referer": words.referer.gather(requests.referer),
             "agent": agent,
-            "latin1": latin1,
+            "latin1": pl.Series(malformed == _LATIN1),
             "scanner": pl.Series(requests.klass == vocab.SCANNER),
         }
-    ).with_columns(
-        pl.when(pl.col("latin1"))
-        .then(pl.col("agent") + pl.lit(f" (Caf{_LATIN1_MARK})"))
-        .otherwise(pl.col("agent"))
-        .alias("agent")
     )
+
+
+def _stamps(timestamps_us: np.ndarray, pattern: str) -> pl.Series:
+    """Each timestamp's second as ``pattern`` writes it.
+
+    A block spans a few thousand distinct seconds at most, so each is
+    formatted once and gathered: strftime is the costliest step otherwise.
+    """
+    seconds = timestamps_us // 1_000_000
+    distinct, inverse = np.unique(seconds, return_inverse=True)
+    formatted = (
+        pl.Series(distinct * 1_000_000, dtype=pl.Int64)
+        .cast(pl.Datetime("us", "UTC"))
+        .dt.strftime(pattern)
+    )
+    return formatted.gather(inverse.ravel())
 
 
 def _text(name: str) -> pl.Expr:
     return pl.col(name).cast(pl.String)
 
 
-def _combined(frame: pl.DataFrame, with_duration: bool) -> tuple[pl.Expr, pl.Expr]:
+def _combined(with_duration: bool) -> tuple[pl.Expr, pl.Expr]:
     """The line, and how many leading characters must be whole for it to parse."""
     size = pl.when(pl.col("size") < 0).then(pl.lit("-")).otherwise(_text("size"))
     line = pl.concat_str(
         pl.col("ip"),
         pl.lit(" - - ["),
-        pl.col("ts").dt.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        pl.col("stamp"),
         pl.lit('] "'),
         pl.col("method"),
         pl.lit(" "),
@@ -247,10 +289,10 @@ def _seconds_text(milliseconds: pl.Expr) -> pl.Expr:
     )
 
 
-def _nginx_json(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
+def _nginx_json() -> tuple[pl.Expr, pl.Expr]:
     line = pl.concat_str(
         pl.lit('{"time_iso8601":"'),
-        pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+        pl.col("stamp"),
         pl.lit('","remote_addr":"'),
         pl.col("ip"),
         pl.lit('","remote_user":"","request":"'),
@@ -304,7 +346,12 @@ def _syslog() -> tuple[pl.Expr, pl.Expr]:
         .then(4)
         .otherwise(6)
     )
-    stamp = pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+    stamp = pl.concat_str(
+        pl.col("stamp"),
+        pl.lit("."),
+        pl.col("millis").cast(pl.String).str.zfill(3),
+        pl.lit("Z"),
+    )
     head = pl.concat_str(
         pl.lit("<"),
         (pl.lit(_LOCAL7 * 8) + severity).cast(pl.String),
@@ -361,24 +408,25 @@ def _syslog() -> tuple[pl.Expr, pl.Expr]:
 
 
 def _malform(
-    lines: pl.DataFrame, malformed: np.ndarray, rng: np.random.Generator
-) -> pl.DataFrame:
-    """Replace the lines marked malformed (``latin1`` is done already)."""
-    if not (malformed >= 0).any():
-        return lines
-    garbage = pl.Series(_GARBAGE).gather(
-        rng.integers(0, len(_GARBAGE), size=malformed.size)
-    )
-    fraction = pl.Series(rng.random(malformed.size))
-    kind = pl.Series(malformed)
+    lines: pl.DataFrame, kinds: np.ndarray, rng: np.random.Generator
+) -> pl.Series:
+    """Spoil ``lines`` (columns ``line`` and ``keep``) as ``kinds`` say.
+
+    A truncated line keeps between 5 characters and all but one of its
+    first ``keep``, which is what must be whole for the line to parse.
+    """
+    garbage = pl.Series(_GARBAGE).gather(rng.integers(0, len(_GARBAGE), kinds.size))
     cut = (5 + (pl.col("fraction") * (pl.col("keep") - 5)).floor()).cast(pl.Int64)
-    return lines.with_columns(kind=kind, garbage=garbage, fraction=fraction).select(
+    spoiled = lines.with_columns(
+        kind=pl.Series(kinds),
+        garbage=garbage,
+        fraction=pl.Series(rng.random(kinds.size)),
+    ).select(
         pl.when(pl.col("kind") == MALFORMED_KINDS.index("truncated"))
         .then(pl.col("line").str.slice(0, cut))
         .when(pl.col("kind") == MALFORMED_KINDS.index("garbage"))
         .then(pl.col("garbage"))
-        .when(pl.col("kind") == MALFORMED_KINDS.index("empty"))
-        .then(pl.lit(""))
-        .otherwise(pl.col("line"))
+        .otherwise(pl.lit(""))
         .alias("line")
     )
+    return spoiled.to_series()

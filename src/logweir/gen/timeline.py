@@ -43,11 +43,15 @@ class Timeline:
 
 
 def daily_curve(seconds_of_day: np.ndarray) -> np.ndarray:
-    """Relative traffic by time of day (UTC): lowest near 03:30, highest
-    mid-afternoon, a little dip at lunch; its mean over a day is exactly 1."""
+    """Relative traffic by time of day (UTC); its mean over a day is 1.
+
+    Lowest at about 03:30 (a quarter of the mean), a broad high from late
+    morning to mid-afternoon (one and a half times the mean), then a slow
+    evening decline: the shape of a site whose users share a time zone.
+    """
     phase = 2 * np.pi * seconds_of_day / DAY_S
-    # Peak of the first harmonic at 15:00 (phase of 15 h); the second adds
-    # a morning and an evening shoulder.
+    # A first harmonic peaking at 15:00, and a second one peaking at 10:00
+    # and 22:00 that lifts the morning and slows the evening decline.
     main = 0.62 * np.cos(phase - 2 * np.pi * 15 / 24)
     shoulder = 0.16 * np.cos(2 * (phase - 2 * np.pi * 10 / 24))
     result: np.ndarray = 1.0 + main + shoulder

@@ -42,6 +42,9 @@ CLASS_GROUPS: dict[int, dict[int, float]] = {
 CLASS_CLIENTS = {BROWSER: 3200, CRAWLER: 60, TOOL: 180, MONITOR: 1, SCANNER: 40}
 
 ZIPF_EXPONENT = 1.1
+#: Flatter for clients: the busiest browser makes about 2 % of requests, as a
+#: large NAT gateway might; at 1.1 one home user would make a tenth of them.
+CLIENT_ZIPF_EXPONENT = 0.7
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -263,7 +266,10 @@ def build_site(rng: np.random.Generator) -> Site:
     class_clients = {}
     for klass in CLASS_CLIENTS:
         members = np.flatnonzero(clients.klass == klass)
-        class_clients[klass] = (members, zipf_weights(members.size, 1.0))
+        class_clients[klass] = (
+            members,
+            zipf_weights(members.size, CLIENT_ZIPF_EXPONENT),
+        )
     pages = [
         targets.path[i]
         for i in np.flatnonzero(targets.group == PAGE)[:200]

@@ -48,6 +48,7 @@ import polars as pl
 
 from logweir.errors import LogweirError, SinkError
 from logweir.formats.base import ParseOptions
+from logweir.pipeline.alerts import build_engine, detect_alerts
 from logweir.pipeline.choose import FormatChoice, choose_formats
 from logweir.pipeline.config import RunConfig
 from logweir.pipeline.worker import (
@@ -130,6 +131,7 @@ def run_batch(
     clock = time.perf_counter()
     inputs = expand_inputs(config.inputs)
     check_writable(config.out)
+    engine = build_engine(config.detect.options()) if config.detect.enabled else None
     options = ParseOptions(timezone=config.timezone)
     formats = choose_formats(inputs, config.format, options)
     tasks = _plan(inputs, formats, options, config)
@@ -140,7 +142,10 @@ def run_batch(
     store = AggregateStore(store_path)
     if windows is not None and windows.height:
         store.upsert_windows(windows)
-    alerts = _detect(config, windows, store)
+    alerts = None
+    if engine is not None and windows is not None and windows.height:
+        alerts = detect_alerts(engine, windows)
+        store.upsert_table("alerts", alerts, key=["id"])
     summary = _summarize(
         config,
         inputs,
@@ -384,16 +389,6 @@ def _as_done(
     while pending:
         done, pending = wait(pending, return_when=FIRST_COMPLETED)
         yield from sorted(done, key=lambda future: futures[future].index)
-
-
-def _detect(
-    config: RunConfig, windows: pl.DataFrame | None, store: AggregateStore
-) -> pl.DataFrame | None:
-    if not config.detect.enabled or windows is None or not windows.height:
-        return None
-    from logweir.pipeline.alerts import detect_alerts
-
-    return detect_alerts(windows, config.detect.options(), store)
 
 
 def _summarize(

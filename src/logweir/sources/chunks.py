@@ -10,10 +10,9 @@ multiple of ``chunk_bytes`` starts a chunk, and a line longer than
 
 Planning reads the file once, up to the start of its last chunk, to count
 the lines before each chunk, so that every chunk knows the 1-based number of
-its first line and rejects carry exact line numbers. On the 2-core
-reference machine that pass runs at about 1.5 GB/s from the page cache
-(``benchmarks/benchmark_sources.py``); a file no larger than one chunk is
-not read at all.
+its first line and rejects carry exact line numbers. The pass only counts
+newlines, several times faster than reading the lines (BENCHMARKS.md,
+Sources); a file no larger than one chunk is not read at all.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ and :attr:`~LineSplitter.position` is the offset to checkpoint.
 from __future__ import annotations
 
 import bz2
+import codecs
 import gzip
 import io
 import logging
@@ -119,6 +120,7 @@ class LineSplitter:
 
         Complete lines become the returned batch; the rest is kept pending.
         ``block`` must not be changed afterwards: the batch may share it.
+        Bytes of lines that are not UTF-8 may be overwritten in it.
         """
         newlines = np.flatnonzero(block == _NEWLINE)
         if newlines.size:
@@ -181,19 +183,54 @@ def _decode_lines(block: np.ndarray, starts: np.ndarray) -> pl.Series:
     try:
         array.validate(full=True)
     except pa.ArrowInvalid:
-        # Not UTF-8 somewhere in the block: replace the bad bytes. A newline
-        # is never swallowed by a bad sequence, so the line count holds.
-        text = str(block.data, "utf-8", "replace")
-        fixed = np.frombuffer(text.encode("utf-8"), np.uint8)
-        newlines = np.flatnonzero(fixed == _NEWLINE)
-        fixed_starts = np.empty(newlines.size, np.int64)
-        fixed_starts[0] = 0
-        fixed_starts[1:] = newlines[:-1] + 1
-        array = _string_array(fixed, fixed_starts)
+        return _decode_with_replacement(block, starts)
     series = pl.from_arrow(array)
     assert isinstance(series, pl.Series)
     # Every line still ends in its newline, one byte: drop it in one pass.
     return series.str.head(-1).alias("line")
+
+
+def _decode_with_replacement(block: np.ndarray, starts: np.ndarray) -> pl.Series:
+    """The slow road, for a block with bytes that are not UTF-8.
+
+    Only the lines holding such bytes are decoded one by one, with U+FFFD
+    for each bad sequence; the rest of the block still goes through Arrow.
+    To get there, the bad lines' non-ASCII bytes are masked (same length,
+    so every offset holds) in the block itself when it is writable, which
+    :meth:`LineSplitter.cut` allows, and their decoded text is put back in
+    afterwards.
+    """
+    ends = np.append(starts[1:], block.size)
+    bad = _lines_not_utf8(block, starts)
+    masked = block if block.flags.writeable else block.copy()
+    texts = []
+    for line in bad:
+        piece = masked[starts[line] : ends[line]]
+        texts.append(piece.tobytes().decode("utf-8", "replace"))
+        piece[piece >= 0x80] = ord("?")
+    series = pl.from_arrow(_string_array(masked, starts))
+    assert isinstance(series, pl.Series)
+    series = series.scatter(bad, pl.Series(texts, dtype=pl.String))
+    return series.str.head(-1).alias("line")
+
+
+def _lines_not_utf8(block: np.ndarray, starts: np.ndarray) -> list[int]:
+    """Indices of the lines of ``block`` that are not valid UTF-8.
+
+    Only lines holding a byte above 0x7F can be bad; each of those is
+    decoded on its own. (Resuming a whole-block decode after each error
+    costs a pass over the rest of the block per bad line.)
+    """
+    high = np.flatnonzero(block >= 0x80)
+    candidates = np.unique(np.searchsorted(starts, high, "right") - 1)
+    ends = np.append(starts[1:], block.size)
+    bad = []
+    for line in candidates.tolist():
+        try:
+            codecs.utf_8_decode(block.data[starts[line] : ends[line]], "strict", True)
+        except UnicodeDecodeError:
+            bad.append(line)
+    return bad
 
 
 def _string_array(block: np.ndarray, starts: np.ndarray) -> pa.Array:

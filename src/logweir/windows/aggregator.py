@@ -43,6 +43,7 @@ import polars as pl
 
 from logweir.errors import ConfigError, SourceError
 from logweir.schema import WINDOW_SCHEMA
+from logweir.windows.batch import KINDS
 from logweir.windows.dimensions import DEFAULT_DIMENSIONS, split_dimensions
 from logweir.windows.emit import emit
 from logweir.windows.spec import (
@@ -51,7 +52,7 @@ from logweir.windows.spec import (
     check_pane_count,
     parse_windows,
 )
-from logweir.windows.state import KINDS, PaneState, StateConfig
+from logweir.windows.state import PaneState, StateConfig
 from logweir.windows.tables import DEFAULT_PENDING_ROWS
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class WindowAggregator:
         *,
         top_n: int = 10,
         lateness_s: int = 300,
-        top_capacity: int = 512,
+        top_capacity: int = 128,
         heavy_capacity: int = 1000,
         pending_rows: int = DEFAULT_PENDING_ROWS,
     ) -> None:
@@ -159,7 +160,7 @@ class WindowAggregator:
             self._max_us = batch_max if self._max_us is None else max(
                 self._max_us, batch_max
             )
-            self._state.absorb(self._state.prepare(on_time))
+            self._state.absorb(on_time)
         logger.debug(
             "windows: batch of %d events, %d late, %d untimed",
             events.height,

@@ -38,6 +38,14 @@ _PANE_SEED = 101
 _BUCKET_SEED = 102
 _KIND_SEEDS = (103, 104, 105)
 _CELL_SEED = 110
+_CLASS_SEED = 106
+
+#: Xor-ed into a (pane, cell) key to tell the three summaries apart.
+KIND_SALTS: tuple[int, ...] = (
+    0x9E3779B97F4A7C15,
+    0xC2B2AE3D27D4EB4F,
+    0x165667B19E3779F9,
+)
 
 
 @dataclass(frozen=True)
@@ -48,8 +56,10 @@ class BatchCounts:
     * ``cells``: ``cell, status_class`` (``"2xx"``…) and the small
       dimensions, one row per cell in the batch;
     * ``hist``: ``pane, cell, bucket, count``;
-    * ``items``: ``pane, cell, kind, item, count, group, hkey``, where
-      ``group`` identifies (pane, cell, kind) and ``hkey`` adds the item;
+    * ``items``: ``pane, status_class, kind, item, count, group, ihash``:
+      item counts per pane and status class (1-5, 0 for none); ``group``
+      identifies (pane, status class, kind) and ``ihash`` is the item's
+      hash (seeded per kind, so kinds never share one);
     * ``clients``: ``pane, cell, client`` (a 64-bit hash of the client IP);
     * ``heavy``: ``pane, dimension, key, requests, bytes, status_*``.
     """
@@ -75,18 +85,25 @@ def count_batch(
     bucket_key = pl.col("slot") ^ pl.col("bucket").hash(_BUCKET_SEED)
     queries = [_grouped(lazy, bucket_key, with_bytes=True)]
     for kind, (_, column) in enumerate(KINDS):
-        key = pl.col("slot") ^ pl.col(f"h{kind}")
+        key = pl.col("class_slot") ^ pl.col(f"h{kind}")
         queries.append(
             _grouped(lazy.filter(pl.col(column).is_not_null()), key, column in heavy)
         )
-    by_bucket, *by_kind = pl.collect_all(queries)
+    client_key = pl.col("slot") ^ pl.col(f"h{CLIENT_KIND}")
+    client_column = KINDS[CLIENT_KIND][1]
+    queries.append(
+        lazy.filter(pl.col(client_column).is_not_null())
+        .group_by(client_key.alias("key"))
+        .agg(pl.col("row").first())
+    )
+    by_bucket, *by_kind, by_client = pl.collect_all(queries)
     numeric, cells, hist = _numeric_and_hist(prepared, by_bucket, small)
     items = pl.concat(
         [_items(prepared, rows, kind) for kind, rows in enumerate(by_kind)]
     )
-    clients = prepared.select("pane", "cell", pl.col("h1").alias("client"))[
-        by_kind[CLIENT_KIND].get_column("row")
-    ]
+    clients = prepared.select(
+        "pane", "cell", pl.col(f"h{CLIENT_KIND}").alias("client")
+    )[by_client.get_column("row")]
     heavy_rows = [
         _heavy(prepared, by_kind[kind], column)
         for kind, (_, column) in enumerate(KINDS)
@@ -127,8 +144,12 @@ def _prepare(events: pl.DataFrame, pane_s: int, small: tuple[str, ...]) -> pl.Da
             *hashes,
             pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"),
         )
-        .with_columns(cell=cell)
-        .with_columns(slot=pl.col("pane").hash(_PANE_SEED) ^ pl.col("cell"))
+        .with_columns(cell=cell, pane_hash=pl.col("pane").hash(_PANE_SEED))
+        .with_columns(
+            slot=pl.col("pane_hash") ^ pl.col("cell"),
+            class_slot=pl.col("pane_hash")
+            ^ pl.col("status_class").fill_null(0).hash(_CLASS_SEED),
+        )
         .collect()
     )
 
@@ -165,18 +186,21 @@ def _numeric_and_hist(
 def _items(prepared: pl.DataFrame, grouped: pl.DataFrame, kind: int) -> pl.DataFrame:
     """Item counts per (pane, cell) with the keys the summaries compact by."""
     column = KINDS[kind][1]
-    picked = prepared.select("pane", "cell", "slot", pl.col(column).alias("item"))[
-        grouped.get_column("row")
-    ]
-    group = pl.col("slot") ^ pl.lit(_KIND_SEEDS[kind], dtype=pl.UInt64).hash(_PANE_SEED)
+    picked = prepared.select(
+        "pane",
+        "status_class",
+        "class_slot",
+        pl.col(column).alias("item"),
+        pl.col(f"h{kind}"),
+    )[grouped.get_column("row")]
     return picked.select(
         "pane",
-        "cell",
+        pl.col("status_class").fill_null(0),
         pl.lit(kind, dtype=pl.UInt8).alias("kind"),
         "item",
         grouped.get_column("count"),
-        group.alias("group"),
-        grouped.get_column("key").alias("hkey"),
+        (pl.col("class_slot") ^ KIND_SALTS[kind]).alias("group"),
+        pl.col(f"h{kind}").alias("ihash"),
     )
 
 

@@ -34,7 +34,7 @@ def new_union() -> ds.hll_union:
     return ds.hll_union(LG_K)
 
 
-def sketch_of(values: Iterable[str]) -> ds.hll_sketch:
+def sketch_of(values: Iterable[str | int]) -> ds.hll_sketch:
     """A sketch of ``values``, to be merged into several unions."""
     sketch = ds.hll_sketch(LG_K, _TYPE)
     update = sketch.update

@@ -1,84 +1,132 @@
 """Turning pane state into :data:`~logweir.schema.WINDOW_SCHEMA` rows.
 
 Windows to emit are given as a frame ``(spec, start_s)``: the index of a
-spec in the config and the window's start in epoch seconds. Each window
-is expanded to its panes, and every metric is summed over panes and cells
-in one ``group_by`` for all windows at once; only the HyperLogLog unions
-are merged in a Python loop (one union per window and dimension row).
+spec in the config and the window's start in epoch seconds. Every metric is
+formed for all those windows at once, in two vectorized steps:
+
+1. per pane, cells are summed into dimension rows (``group`` ids: the
+   overall row and one per small-dimension value);
+2. per window, the panes it spans are summed.
+
+Keys are small integers packed into one 64-bit column (pane or window
+index, group id, kind), so each step is a ``group_by`` on one integer.
+Only the HyperLogLog unions are merged in a Python loop, once per window
+and dimension row.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import polars as pl
 
 from logweir.schema import WINDOW_SCHEMA
 from logweir.windows import distinct, topk
-from logweir.windows.dimensions import STATUS_CLASSES
+from logweir.windows.batch import KINDS, STATUS_COLUMNS
+from logweir.windows.dimensions import ALL, STATUS_CLASSES
 from logweir.windows.quantiles import quantiles
-from logweir.windows.state import KINDS, STATUS_COLUMNS, GroupKey, PaneState
+from logweir.windows.state import GroupKey, PaneState
 
-_KEYS = ["spec", "start_s", "dimension", "key"]
 _US = 1_000_000
+#: Packing of (pane or window index, group id, kind) into one integer.
+_KIND_SPAN = 4
+_GROUP_SPAN = 1 << 20
+#: Windows or panes one emission may span (keys must stay below 2**48).
+MAX_INDEX = 1 << 24
+_ITEM_SEED = 211
+#: Stands for "every status class" where items are keyed by class.
+_ALL_CLASS = 255
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The windows being emitted and how panes and groups map onto them.
+
+    * ``windows``: ``wid, spec, start_s`` (one row per window);
+    * ``spans``: ``wid, pid`` (one row per window and pane it spans);
+    * ``panes``: ``pid, pane`` (the panes any window needs);
+    * ``groups``: ``gid, dimension, key``; ``cell_groups``: ``cell, gid``.
+    """
+
+    windows: pl.DataFrame
+    spans: pl.DataFrame
+    panes: pl.DataFrame
+    groups: pl.DataFrame
+    cell_groups: pl.DataFrame
 
 
 def emit(state: PaneState, windows: pl.DataFrame) -> pl.DataFrame:
     """Rows for ``windows`` (``spec``, ``start_s``), sorted by window and row."""
     if windows.is_empty():
         return pl.DataFrame(schema=WINDOW_SCHEMA)
-    panes = _window_panes(state, windows)
-    small = _small_rows(state, panes)
-    small = _join(small, _quantile_rows(state, panes))
-    small = _join(small, _unique_rows(state, windows))
-    small = _join(small, _top_rows(state, panes))
-    rows = pl.concat([small, _heavy_rows(state, panes)], how="diagonal_relaxed")
-    return _finish(state, rows)
+    plan = _plan(state, windows)
+    small = _small_rows(state, plan)
+    for extra in (
+        _quantile_rows(state, plan),
+        _unique_rows(state, plan),
+        _top_rows(state, plan),
+    ):
+        small = small.join(extra, on=["wid", "gid"], how="left")
+    labelled = small.join(plan.groups, on="gid").drop("gid")
+    rows = pl.concat([labelled, _heavy_rows(state, plan)], how="diagonal_relaxed")
+    return _finish(state, rows.join(plan.windows, on="wid"))
 
 
-def _specs_frame(state: PaneState) -> pl.DataFrame:
-    specs = state.config.specs
-    return pl.DataFrame(
-        {
-            "spec": list(range(len(specs))),
-            "window_size_s": [spec.size_s for spec in specs],
-            "window_step_s": [spec.step_s for spec in specs],
-        },
-        schema={"spec": pl.Int32, "window_size_s": pl.Int64, "window_step_s": pl.Int64},
-    )
-
-
-def _window_panes(state: PaneState, windows: pl.DataFrame) -> pl.DataFrame:
-    """One row per (window, pane it spans)."""
+def _plan(state: PaneState, windows: pl.DataFrame) -> _Plan:
     pane_s = state.config.pane_s
-    return (
-        windows.cast({"spec": pl.Int32, "start_s": pl.Int64})
-        .join(_specs_frame(state), on="spec")
-        .select(
-            "spec",
-            "start_s",
-            pl.int_ranges(
-                pl.col("start_s") // pane_s,
-                (pl.col("start_s") + pl.col("window_size_s")) // pane_s,
-                dtype=pl.Int64,
-            ).alias("pane"),
-        )
-        .explode("pane")
+    sizes = pl.Series([spec.size_s for spec in state.config.specs], dtype=pl.Int64)
+    numbered = (
+        windows.select(pl.col("spec").cast(pl.Int32), pl.col("start_s").cast(pl.Int64))
+        .sort("spec", "start_s")
+        .with_row_index("wid")
+    )
+    size = pl.col("spec").map_batches(
+        lambda spec: sizes.gather(spec), return_dtype=pl.Int64
+    )
+    spans = numbered.select(
+        "wid",
+        pl.int_ranges(
+            pl.col("start_s") // pane_s,
+            (pl.col("start_s") + size) // pane_s,
+            dtype=pl.Int64,
+        ).alias("pane"),
+    ).explode("pane")
+    panes = spans.select("pane").unique().sort("pane").with_row_index("pid")
+    groups = (
+        state.group_map.select("dimension", "key")
+        .unique()
+        .sort("dimension", "key")
+        .with_row_index("gid")
+    )
+    cell_groups = state.group_map.join(groups, on=["dimension", "key"]).select(
+        "cell", "gid"
+    )
+    return _Plan(
+        windows=numbered,
+        spans=spans.join(panes, on="pane").select("wid", "pid"),
+        panes=panes,
+        groups=groups,
+        cell_groups=cell_groups,
     )
 
 
-def _join(left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
-    return left.join(right, on=_KEYS, how="left", nulls_equal=True)
+def _per_pane(table: pl.DataFrame, plan: _Plan) -> pl.LazyFrame:
+    """Rows of the needed panes, with their pane index and each group of
+    their cell (a cell feeds several groups, so rows multiply)."""
+    return (
+        table.lazy()
+        .join(plan.panes.lazy(), on="pane")
+        .join(plan.cell_groups.lazy(), on="cell")
+    )
 
 
-def _small_rows(state: PaneState, panes: pl.DataFrame) -> pl.DataFrame:
+def _small_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
     """Exact counting columns for the overall and small-dimension rows."""
     status = pl.col("status_class")
-    return (
-        state.tables["numeric"]
-        .frame()
-        .join(panes, on="pane")
-        .join(state.cells.select("cell", "status_class"), on="cell")
-        .join(state.group_map, on="cell")
-        .group_by(_KEYS)
+    per_pane = (
+        _per_pane(state.tables["numeric"].frame(), plan)
+        .join(state.cells.lazy().select("cell", "status_class"), on="cell")
+        .group_by("pid", "gid")
         .agg(
             pl.col("requests").sum(),
             pl.col("bytes").sum(),
@@ -88,106 +136,201 @@ def _small_rows(state: PaneState, panes: pl.DataFrame) -> pl.DataFrame:
             ],
         )
     )
-
-
-def _quantile_rows(state: PaneState, panes: pl.DataFrame) -> pl.DataFrame:
-    hist = (
-        state.tables["hist"]
-        .frame()
-        .join(panes, on="pane")
-        .join(state.group_map, on="cell")
-        .select(*_KEYS, "bucket", "count")
+    return (
+        per_pane.join(plan.spans.lazy(), on="pid")
+        .group_by("wid", "gid")
+        .agg(pl.col("requests", "bytes", *STATUS_COLUMNS).sum())
+        .collect()
     )
-    return quantiles(hist, _KEYS)
 
 
-def _top_rows(state: PaneState, panes: pl.DataFrame) -> pl.DataFrame:
-    """``top_*`` JSON columns, one per summarised event column."""
-    items = (
-        state.tables["items"]
-        .frame()
-        .join(panes, on="pane")
-        .join(state.group_map, on="cell")
-        .group_by(*_KEYS, "kind", "item")
+def _quantile_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
+    per_pane = (
+        _per_pane(state.tables["hist"].frame(), plan)
+        .group_by("pid", "gid", "bucket")
         .agg(pl.col("count").sum())
     )
-    tops = topk.top_json(items, [*_KEYS, "kind"], state.config.top_n)
-    result: pl.DataFrame | None = None
+    per_window = (
+        per_pane.join(plan.spans.lazy(), on="pid")
+        .select(
+            _pack(pl.col("wid"), pl.col("gid"), pl.lit(0)).alias("group"),
+            "bucket",
+            "count",
+        )
+        .collect()
+    )
+    found = quantiles(per_window)
+    return found.select(
+        (pl.col("group") // (_GROUP_SPAN * _KIND_SPAN)).cast(pl.UInt32).alias("wid"),
+        (pl.col("group") // _KIND_SPAN % _GROUP_SPAN).cast(pl.UInt32).alias("gid"),
+        pl.exclude("group"),
+    )
+
+
+def _top_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
+    """``top_*`` JSON columns for the overall and status-class rows.
+
+    Item summaries are kept per pane and status class; the overall row of
+    a pane sums its classes. A window of one pane lists its pane's items
+    directly; a longer window first cuts each pane to the Misra–Gries
+    capacity, then sums. Item text is gathered only for the items listed.
+    """
+    items = state.tables["items"].frame().with_row_index("row")
+    per_pane = _pane_items(state, plan, items)
+    single, multi = _split_spans(plan)
+    exact = per_pane.join(single, on="pid").with_columns(
+        group=_pack(pl.col("wid"), pl.col("gid"), pl.col("kind"))
+    )
+    cut = topk.truncate(per_pane, ["group"], state.config.top_capacity)
+    summed = (
+        cut.lazy()
+        .join(multi.lazy(), on="pid")
+        .with_columns(group=_pack(pl.col("wid"), pl.col("gid"), pl.col("kind")))
+        .group_by((pl.col("group").hash(_ITEM_SEED) ^ pl.col("ihash")).alias("k"))
+        .agg(pl.col("count").sum(), pl.col("row", "group", "ihash").first())
+        .collect()
+    )
+    columns = ["group", "row", "ihash", "count"]
+    listed = topk.top_rows(
+        pl.concat([exact.select(columns), summed.select(columns)]),
+        "group",
+        state.config.top_n,
+    )
+    named = listed.with_columns(
+        item=items.get_column("item").gather(listed.get_column("row"))
+    )
+    tops = topk.to_json(named, "group").with_columns(
+        wid=(pl.col("group") // (_GROUP_SPAN * _KIND_SPAN)).cast(pl.UInt32),
+        gid=(pl.col("group") // _KIND_SPAN % _GROUP_SPAN).cast(pl.UInt32),
+        kind=(pl.col("group") % _KIND_SPAN).cast(pl.UInt8),
+    )
+    result = tops.select("wid", "gid").unique()
     for kind, (column, _) in enumerate(KINDS):
         part = tops.filter(pl.col("kind") == kind).select(
-            *_KEYS, pl.col("top").alias(column)
+            "wid", "gid", pl.col("top").alias(column)
         )
-        result = part if result is None else result.join(
-            part, on=_KEYS, how="full", coalesce=True, nulls_equal=True
-        )
-    assert result is not None
+        result = result.join(part, on=["wid", "gid"], how="left")
     return result
 
 
-def _unique_rows(state: PaneState, windows: pl.DataFrame) -> pl.DataFrame:
+def _pane_items(state: PaneState, plan: _Plan, items: pl.DataFrame) -> pl.DataFrame:
+    """Item counts per (pane index, group, kind) for the overall and
+    status-class groups, keyed by a packed ``group``."""
+    gids = plan.groups.with_columns(
+        status_class=pl.when(pl.col("dimension") == "status_class")
+        .then(pl.col("key").str.head(1).cast(pl.UInt8, strict=False))
+        .when(pl.col("dimension") == ALL)
+        .then(pl.lit(_ALL_CLASS, dtype=pl.UInt8))
+    ).filter(pl.col("status_class").is_not_null())
+    base = (
+        items.lazy()
+        .select("row", "pane", "status_class", "kind", "ihash", "count")
+        .join(plan.panes.lazy(), on="pane")
+    )
+    overall = (
+        base.group_by("pid", "kind", "ihash")
+        .agg(pl.col("count").sum(), pl.col("row").first())
+        .with_columns(status_class=pl.lit(_ALL_CLASS, dtype=pl.UInt8))
+    )
+    parts = [overall]
+    if "status_class" in state.config.small:
+        parts.append(base.filter(pl.col("status_class") > 0))
+    columns = ["pid", "status_class", "kind", "ihash", "count", "row"]
+    return (
+        pl.concat([part.select(columns) for part in parts])
+        .join(gids.lazy().select("gid", "status_class"), on="status_class")
+        .with_columns(group=_pack(pl.col("pid"), pl.col("gid"), pl.col("kind")))
+        .collect()
+    )
+
+
+def _split_spans(plan: _Plan) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Spans of one-pane windows, and of the others."""
+    counted = plan.spans.with_columns(panes=pl.len().over("wid"))
+    single = counted.filter(pl.col("panes") == 1).select("wid", "pid")
+    multi = counted.filter(pl.col("panes") > 1).select("wid", "pid")
+    return single, multi
+
+
+def _pack(index: pl.Expr, gid: pl.Expr, kind: pl.Expr) -> pl.Expr:
+    """One integer for (pane or window index, group id, kind)."""
+    wide = pl.UInt64
+    return (index.cast(wide) * _GROUP_SPAN + gid.cast(wide)) * _KIND_SPAN + kind.cast(
+        wide
+    )
+
+
+def _unique_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
     """Distinct client estimates, merging each row's pane unions."""
-    pane_s = state.config.pane_s
-    specs = state.config.specs
-    rows: list[tuple[int, int, str, str, float]] = []
-    for spec_index, start_s in windows.select("spec", "start_s").iter_rows():
-        first = start_s // pane_s
-        last = (start_s + specs[spec_index].size_s) // pane_s
-        groups: dict[GroupKey, list[distinct.HllUnion]] = {}
-        for pane in range(first, last):
+    gids = {
+        (dimension, key): gid
+        for gid, dimension, key in plan.groups.select("gid", "dimension", "key").iter_rows()
+    }
+    pane_lists = plan.spans.join(plan.panes, on="pid").group_by("wid").agg("pane")
+    rows: list[tuple[int, int, float]] = []
+    for wid, panes in pane_lists.iter_rows():
+        unions: dict[GroupKey, list[distinct.HllUnion]] = {}
+        for pane in panes:
             for group, union in state.hll.get(pane, {}).items():
-                groups.setdefault(group, []).append(union)
-        for (dimension, key), unions in groups.items():
-            rows.append(
-                (spec_index, start_s, dimension, key, distinct.estimate(unions))
-            )
+                unions.setdefault(group, []).append(union)
+        for group, members in unions.items():
+            rows.append((wid, gids[group], distinct.estimate(members)))
     return pl.DataFrame(
         rows,
-        schema={
-            "spec": pl.Int32,
-            "start_s": pl.Int64,
-            "dimension": pl.String,
-            "key": pl.String,
-            "unique_clients": pl.Float64,
-        },
+        schema={"wid": pl.UInt32, "gid": pl.UInt32, "unique_clients": pl.Float64},
         orient="row",
     )
 
 
-def _heavy_rows(state: PaneState, panes: pl.DataFrame) -> pl.DataFrame:
+def _heavy_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
     """The ``top_n`` busiest keys of each heavy dimension per window."""
     summed = (
         state.tables["heavy"]
         .frame()
-        .join(panes, on="pane")
-        .group_by(_KEYS)
+        .lazy()
+        .join(plan.panes.lazy(), on="pane")
+        .join(plan.spans.lazy(), on="pid")
+        .group_by("wid", "dimension", "key")
         .agg(pl.col("requests", "bytes", *STATUS_COLUMNS).sum())
+        .collect()
     )
     ordered = summed.sort(
-        [*_KEYS[:3], "requests", "key"], descending=[False, False, False, True, False]
+        ["wid", "dimension", "requests", "key"], descending=[False, False, True, False]
     )
-    return ordered.group_by(_KEYS[:3], maintain_order=True).head(state.config.top_n)
+    return ordered.group_by("wid", "dimension", maintain_order=True).head(
+        state.config.top_n
+    )
 
 
 def _finish(state: PaneState, rows: pl.DataFrame) -> pl.DataFrame:
     """Window columns, error rate and the exact schema, in a stable order."""
+    specs = state.config.specs
+    spec_frame = pl.DataFrame(
+        {
+            "spec": list(range(len(specs))),
+            "window_size_s": [spec.size_s for spec in specs],
+            "window_step_s": [spec.step_s for spec in specs],
+        },
+        schema={"spec": pl.Int32, "window_size_s": pl.Int64, "window_step_s": pl.Int64},
+    )
     classified = pl.sum_horizontal(*STATUS_COLUMNS)
     start = (pl.col("start_s") * _US).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    size = pl.duration(seconds=pl.col("window_size_s"))
-    shaped = rows.join(_specs_frame(state), on="spec").with_columns(
+    shaped = rows.join(spec_frame, on="spec").with_columns(
         window_start=start,
-        window_end=start + size,
+        window_end=start + pl.duration(seconds=pl.col("window_size_s")),
         error_rate=pl.when(classified > 0)
         .then(pl.col("status_5xx") / classified)
         .otherwise(None),
         unique_clients=pl.col("unique_clients").round(0),
     )
-    for name, dtype in WINDOW_SCHEMA.items():
-        if name not in shaped.columns:
-            shaped = shaped.with_columns(pl.lit(None, dtype=dtype).alias(name))
-    ordered = shaped.sort(
+    missing = [
+        pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in WINDOW_SCHEMA.items()
+        if name not in shaped.columns
+    ]
+    ordered = shaped.with_columns(missing).sort(
         ["window_size_s", "window_step_s", "window_start", "dimension", "key"]
     )
     return ordered.select(
         [pl.col(name).cast(dtype) for name, dtype in WINDOW_SCHEMA.items()]
     )
-

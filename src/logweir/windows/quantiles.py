@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import polars as pl
 
 #: Relative accuracy of every reported percentile.
@@ -39,6 +40,7 @@ MIN_MS = 0.001
 #: The bucket of durations below :data:`MIN_MS`; sorts before all others.
 ZERO_BUCKET = -32768
 _MAX_BUCKET = 32767
+_BUCKET_SPAN = 1 << 16
 
 #: Reported percentiles as (column, parts per ten thousand). Integer parts
 #: keep ``ceil(q * n)`` exact (0.95 * 100 is 95.00000000000001 in floats).
@@ -70,30 +72,40 @@ def bucket_value(bucket: pl.Expr) -> pl.Expr:
     return pl.when(bucket == ZERO_BUCKET).then(0.0).otherwise(value)
 
 
-def target_rank(total: pl.Expr, parts: int) -> pl.Expr:
-    """``max(1, ceil(total * parts / 10000))`` in integers."""
-    return ((total * parts + 9999) // 10000).clip(lower_bound=1)
+def quantiles(hist: pl.DataFrame) -> pl.DataFrame:
+    """Percentile columns per ``group`` from rows ``(group, bucket, count)``.
 
-
-def quantiles(hist: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """Percentile columns per group of ``keys`` from ``(keys, bucket, count)``.
-
-    ``hist`` may hold several rows per bucket (from several panes); they
-    are summed first.
+    ``group`` is a UInt64 below 2**48; a (group, bucket) pair may appear in
+    several rows (from several panes), which are summed. The percentiles
+    are found for all groups at once: one sort, one running sum, and a
+    binary search per percentile for each group's target rank.
     """
-    summed = hist.group_by([*keys, "bucket"]).agg(pl.col("count").sum())
-    ranked = summed.sort([*keys, "bucket"]).with_columns(
-        cumulative=pl.col("count").cum_sum().over(keys),
-        total=pl.col("count").sum().over(keys),
+    if hist.is_empty():
+        schema: dict[str, pl.DataType] = {"group": pl.UInt64()}
+        schema.update({name: pl.Float64() for name, _ in QUANTILES})
+        return pl.DataFrame(schema=schema)
+    packed = pl.col("group") * _BUCKET_SPAN + (
+        pl.col("bucket").cast(pl.Int64) - ZERO_BUCKET
+    ).cast(pl.UInt64)
+    summed = (
+        hist.group_by(packed.alias("packed"))
+        .agg(pl.col("count").sum())
+        .sort("packed")
     )
-    picks = [
-        pl.col("bucket")
-        .filter(pl.col("cumulative") >= target_rank(pl.col("total"), parts))
-        .first()
-        .alias(name)
-        for name, parts in QUANTILES
-    ]
-    grouped = ranked.group_by(keys).agg(picks)
-    return grouped.with_columns(
+    keys = summed.get_column("packed").to_numpy()
+    counts = summed.get_column("count").to_numpy()
+    running = np.cumsum(counts)
+    groups = keys // _BUCKET_SPAN
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    ends = np.r_[starts[1:], len(keys)]
+    before = running[starts] - counts[starts]
+    totals = running[ends - 1] - before
+    columns: dict[str, object] = {"group": groups[starts]}
+    for name, parts in QUANTILES:
+        rank = np.maximum((totals * parts + 9999) // 10000, 1)
+        index = np.searchsorted(running, before + rank, side="left")
+        columns[name] = (keys[index] % _BUCKET_SPAN).astype(np.int64) + ZERO_BUCKET
+    picked = pl.DataFrame(columns).cast({"group": pl.UInt64})
+    return picked.with_columns(
         [bucket_value(pl.col(name)).alias(name) for name, _ in QUANTILES]
     )

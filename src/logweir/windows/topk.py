@@ -25,12 +25,6 @@ from __future__ import annotations
 import polars as pl
 
 
-def reduce_summaries(rows: pl.DataFrame, keys: list[str], capacity: int) -> pl.DataFrame:
-    """Sum duplicate ``(keys, item)`` rows, then cut each group to ``capacity``."""
-    summed = rows.group_by([*keys, "item"]).agg(pl.col("count").sum())
-    return truncate(summed, keys, capacity)
-
-
 def truncate(summed: pl.DataFrame, keys: list[str], capacity: int) -> pl.DataFrame:
     """The Misra–Gries reduction of groups holding over ``capacity`` items.
 
@@ -60,21 +54,30 @@ def truncate(summed: pl.DataFrame, keys: list[str], capacity: int) -> pl.DataFra
     return pl.concat([within, reduced.select(within.columns)])
 
 
-def top_json(summed: pl.DataFrame, keys: list[str], top_n: int) -> pl.DataFrame:
-    """The ``top_n`` items per group as a JSON array, most frequent first.
+def top_rows(summed: pl.DataFrame, group: str, top_n: int) -> pl.DataFrame:
+    """The ``top_n`` rows per ``group`` by ``count``: columns group, row, count.
 
-    Returns ``keys`` plus a ``top`` string column such as
-    ``[{"key":"/a","count":3},{"key":"/b","count":1}]``; ties are ordered
-    by item so that the text does not depend on row order.
+    ``summed`` has one row per (group, item), an ``ihash`` per item and a
+    ``row`` pointing at the item's text. Ties at the cut go to the smaller
+    item hash, so the choice does not depend on row order.
     """
-    ordered = summed.sort(
-        [*keys, "count", "item"],
-        descending=[False] * len(keys) + [True, False],
+    order = {"by": ["count", "ihash"], "k": top_n, "reverse": [False, True]}
+    best = summed.group_by(group).agg(
+        pl.col("row").top_k_by(**order), pl.col("count").top_k_by(**order)
     )
-    head = ordered.group_by(keys, maintain_order=True).head(top_n)
-    encoded = head.with_columns(
-        entry=pl.struct(pl.col("item").alias("key"), pl.col("count")).struct.json_encode()
+    return best.explode("row", "count")
+
+
+def to_json(listed: pl.DataFrame, group: str) -> pl.DataFrame:
+    """``group`` and a ``top`` JSON array per group, most frequent first.
+
+    ``listed`` has ``group``, ``item`` and ``count``; the text reads
+    ``[{"key":"/a","count":3},{"key":"/b","count":1}]``, ties ordered by item.
+    """
+    ranked = listed.sort([group, "count", "item"], descending=[False, True, False])
+    encoded = ranked.with_columns(
+        entry=pl.struct(pl.col("item").alias("key"), "count").struct.json_encode()
     )
-    return encoded.group_by(keys, maintain_order=True).agg(
+    return encoded.group_by(group, maintain_order=True).agg(
         top=pl.lit("[") + pl.col("entry").str.join(",") + pl.lit("]")
     )

@@ -1,0 +1,97 @@
+"""How fast logweir writes sample logs and reads logs back as line batches.
+
+Generates N combined-format lines with :func:`logweir.gen.generate` (timed),
+then times, on that file, in one process and one core:
+
+* planning the chunks (the newline-counting pass over the file);
+* reading every chunk into :class:`~logweir.schema.LineBatch` es: plain,
+  gzip-compressed and zstd-compressed copies of the same file.
+
+The file is read once before timing, so reads come from the page cache:
+these are CPU figures, not disk figures. Each step runs ``--repeat``
+times; the best wall time is kept.
+
+Usage::
+
+    .venv/bin/python benchmarks/benchmark_sources.py --lines 1000000
+
+Prints a Markdown table for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import zstandard
+
+from logweir.gen import generate
+from logweir.sources import expand_inputs, plan_chunks, read_chunk
+
+
+def best_of(repeat: int, step: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def read_lines(path: Path) -> int:
+    count = 0
+    for inp in expand_inputs([str(path)]):
+        for chunk in plan_chunks(inp):
+            for batch in read_chunk(chunk):
+                count += len(batch)
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    rows: list[tuple[str, float, int]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        plain = Path(folder) / "access.log"
+        seconds = best_of(1, lambda: generate(args.lines, plain, seed=1))
+        size = plain.stat().st_size
+        rows.append(("gen combined (write file)", seconds, size))
+        raw = plain.read_bytes()
+        packed = {
+            "gzip": gzip.compress(raw, compresslevel=6),
+            "zstd": zstandard.ZstdCompressor(level=3).compress(raw),
+        }
+        [inp] = expand_inputs([str(plain)])
+        seconds = best_of(args.repeat, lambda: plan_chunks(inp))
+        rows.append(("plan_chunks (64 MiB chunks)", seconds, size))
+        assert read_lines(plain) == args.lines
+        rows.append(
+            ("read plain", best_of(args.repeat, lambda: read_lines(plain)), size)
+        )
+        for kind, data in packed.items():
+            path = Path(folder) / f"access.log.{kind}"
+            path.write_bytes(data)
+            assert read_lines(path) == args.lines
+            seconds = best_of(args.repeat, lambda path=path: read_lines(path))
+            rows.append((f"read {kind}", seconds, size))
+    cpus = os.cpu_count()
+    print(f"{args.lines:,} combined lines, {size / 1e6:.0f} MB; {platform.processor()}")
+    print(f"({cpus} cores, Python {platform.python_version()})\n")
+    print("| step | seconds | lines/s | MB/s (uncompressed) |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, seconds, nbytes in rows:
+        rate = args.lines / seconds / 1e6
+        throughput = nbytes / seconds / 1e6
+        print(f"| {name} | {seconds:.2f} | {rate:.2f} M | {throughput:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""logfmt: pairs, quoting, standalone keys, the shared key table, rejects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from logweir.formats import ParseOptions
+from logweir.formats.logfmt import LogfmtParser
+from logweir.schema import LineBatch
+
+
+def parse(lines: list[str], **options: Any) -> Any:
+    return LogfmtParser(ParseOptions(**options)).parse(LineBatch.from_strings("app", lines))
+
+
+def row(line: str, **options: Any) -> dict[str, Any]:
+    result = parse([line], **options)
+    assert result.rejects.height == 0, result.rejects.to_dicts()
+    found: dict[str, Any] = result.events.row(0, named=True)
+    return {k: v for k, v in found.items() if v is not None and k not in ("source", "offset")}
+
+
+def test_go_service_line_fills_columns_and_keeps_the_rest() -> None:
+    line = (
+        'time="2021-09-15T21:17:10.220731Z" level=error msg="pod is not found: '
+        'PodNotFound" namespace=ns-2 status=404 duration=12ms'
+    )
+    assert row(line) == {
+        "ts": datetime(2021, 9, 15, 21, 17, 10, 220731, tzinfo=UTC),
+        "level": "error",
+        "message": "pod is not found: PodNotFound",
+        "status": 404,
+        "duration_ms": 12.0,
+        "extra": [{"key": "namespace", "value": "ns-2"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "extra"),
+    [
+        ("zork=zook zonk=nork", [("zork", "zook"), ("zonk", "nork")]),
+        ("zork=zook plonk zonk=nork", [("zork", "zook"), ("plonk", "true"), ("zonk", "nork")]),
+        ('a="x \\"y\\" \\\\ z\\n"', [("a", 'x "y" \\ z\n')]),
+        ('"quoted key"=v empty=', [("quoted key", "v"), ("empty", "")]),
+        ("u=/a?b=c&d=e", [("u", "/a?b=c&d=e")]),
+        ("x=1 x=2", [("x", "1")]),
+    ],
+)
+def test_pairs_quotes_and_standalone_keys(line: str, extra: list[tuple[str, str]]) -> None:
+    found = row(line)
+    pairs = [(item["key"], item["value"]) for item in found["extra"]]
+    assert sorted(pairs) == sorted(extra)
+
+
+def test_url_fills_path_and_query() -> None:
+    found = row("method=GET url=/a?b=c status=200")
+    assert (found["method"], found["path"], found["query"], found["status"]) == (
+        "GET",
+        "/a",
+        "b=c",
+        200,
+    )
+
+
+def test_kubernetes_status_is_not_an_http_status_and_is_kept() -> None:
+    found = row("level=info status=Pending pod=web-1")
+    assert "status" not in found
+    # appended after the fields that were never candidates
+    assert found["extra"] == [
+        {"key": "pod", "value": "web-1"},
+        {"key": "status", "value": "Pending"},
+    ]
+
+
+def test_explicit_mapping_applies_to_logfmt_too() -> None:
+    found = row("lat=250 who=me", json_mapping={"duration_ms": "lat", "client_ip": "who"})
+    assert (found["duration_ms"], found["client_ip"]) == (250.0, "me")
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('a="unclosed', "not logfmt: unclosed quote at column 3"),
+        ("just some words", "not logfmt: no key=value pair"),
+        ('a=1 "b', "not logfmt: unclosed quote at column 5"),
+        ('a=1 b"c=2', "not logfmt: unclosed quote at column 6"),
+        ("a=1 =x", "not logfmt: unexpected '=' at column 5"),
+    ],
+)
+def test_lines_that_are_not_pairs_are_rejected(line: str, reason: str) -> None:
+    result = parse(["ok=1", line])
+    assert result.events.height == 1
+    assert result.rejects.select("line_number", "reason").rows() == [(2, reason)]
+
+
+def test_many_lines_with_different_keys() -> None:
+    lines = [f"i={index} k{index % 3}=v level=info" for index in range(300)]
+    result = parse(lines)
+    assert result.events.height == 300
+    assert result.events.get_column("level").unique().to_list() == ["info"]
+    assert result.events.get_column("extra").to_list()[4] == [
+        {"key": "i", "value": "4"},
+        {"key": "k1", "value": "v"},
+    ]
