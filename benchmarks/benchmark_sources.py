@@ -61,7 +61,7 @@ def main() -> None:
     rows: list[tuple[str, float, int]] = []
     with tempfile.TemporaryDirectory() as folder:
         plain = Path(folder) / "access.log"
-        seconds = best_of(1, lambda: generate(args.lines, plain, seed=1))
+        seconds = best_of(args.repeat, lambda: generate(args.lines, plain, seed=1))
         size = plain.stat().st_size
         rows.append(("gen combined (write file)", seconds, size))
         raw = plain.read_bytes()
@@ -82,9 +82,12 @@ def main() -> None:
             assert read_lines(path) == args.lines
             seconds = best_of(args.repeat, lambda path=path: read_lines(path))
             rows.append((f"read {kind}", seconds, size))
-    cpus = os.cpu_count()
-    print(f"{args.lines:,} combined lines, {size / 1e6:.0f} MB; {platform.processor()}")
-    print(f"({cpus} cores, Python {platform.python_version()})\n")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(
+        f"{args.lines:,} combined lines, {size / 1e6:.0f} MB; {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, load average {load}; "
+        f"best of {args.repeat}\n"
+    )
     print("| step | seconds | lines/s | MB/s (uncompressed) |")
     print("| --- | ---: | ---: | ---: |")
     for name, seconds, nbytes in rows:

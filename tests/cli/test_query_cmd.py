@@ -100,7 +100,9 @@ def test_partition_columns_and_store_tables(
 def test_sql_error_is_one_line(out: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, text, err = _query(capsys, "SELEC 1", "--out", str(out))
     assert (status, text) == (2, "")
-    assert err == 'logweir: query failed: Parser Error: syntax error at or near "SELEC"\n'
+    assert (
+        err == 'logweir: query failed: Parser Error: syntax error at or near "SELEC"\n'
+    )
 
 
 def test_unknown_table(out: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -124,7 +126,11 @@ def test_empty_lake_still_has_an_events_view(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     status, text, _ = _query(
-        capsys, "SELECT count(*) AS n FROM events", "--out", str(tmp_path),
-        "--format", "csv",
+        capsys,
+        "SELECT count(*) AS n FROM events",
+        "--out",
+        str(tmp_path),
+        "--format",
+        "csv",
     )
     assert (status, text) == (0, "n\n0\n")

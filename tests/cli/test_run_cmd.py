@@ -14,9 +14,7 @@ from logweir.formats.registry import PRESETS
 
 SHOP_LOG = "lnav/test/logfile_shop_access_log.0"
 
-GOOD = (
-    '203.0.113.9 - - [22/Jan/2019:03:56:14 +0330] "GET /a HTTP/1.1" 200 12 "-" "x"\n'
-)
+GOOD = '203.0.113.9 - - [22/Jan/2019:03:56:14 +0330] "GET /a HTTP/1.1" 200 12 "-" "x"\n'
 BAD = "this is not a log line\n"
 
 
@@ -126,8 +124,19 @@ def test_config_file_and_flags(
     status, out, _ = _run(capsys, "--config", str(config), "--windows", "5m", "--json")
     assert status == 0
     assert json.loads(out)["outputs"]["store"] == str(tmp_path / "o/logweir.duckdb")
-    assert main(["query", "SELECT DISTINCT window_size_s FROM windows", "--out",
-                 str(tmp_path / "o"), "--format", "csv"]) == 0
+    assert (
+        main(
+            [
+                "query",
+                "SELECT DISTINCT window_size_s FROM windows",
+                "--out",
+                str(tmp_path / "o"),
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out == "window_size_s\n300\n"
 
 
@@ -171,7 +180,9 @@ def test_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 def test_unknown_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     log = tmp_path / "a.log"
     log.write_text(GOOD, encoding="utf-8")
-    status, _, err = _run(capsys, str(log), "--out", str(tmp_path / "o"), "-f", "apache2")
+    status, _, err = _run(
+        capsys, str(log), "--out", str(tmp_path / "o"), "-f", "apache2"
+    )
     assert status == 2
     presets = ", ".join(sorted(PRESETS))
     assert err == (
@@ -243,7 +254,7 @@ def test_out_on_a_full_disk_leaves_no_partial_file(
     mount("size=256k")  # type: ignore[operator]
     log = tmp_path / "big.log"
     lines = [
-        f'10.0.{i // 250 % 250}.{i % 250} - - [22/Jan/2019:03:{i // 1000 % 60:02d}:'
+        f"10.0.{i // 250 % 250}.{i % 250} - - [22/Jan/2019:03:{i // 1000 % 60:02d}:"
         f'{i % 60:02d} +0330] "GET /p/{i} HTTP/1.1" 200 {i} "-" "agent {i}"\n'
         for i in range(40_000)
     ]

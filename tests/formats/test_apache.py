@@ -144,11 +144,14 @@ LINE_CASES = [
         id="positive-offset",
     ),
     pytest.param(
-        LINE.replace("127.0.0.1 - frank", "::1 ident \"\""),
-        {"client_ip": "::1", "extra": [
-            {"key": "remote_logname", "value": "ident"},
-            {"key": "remote_user", "value": ""},
-        ]},
+        LINE.replace("127.0.0.1 - frank", '::1 ident ""'),
+        {
+            "client_ip": "::1",
+            "extra": [
+                {"key": "remote_logname", "value": "ident"},
+                {"key": "remote_user", "value": ""},
+            ],
+        },
         id="ipv6-logname-and-empty-user",
     ),
 ]
@@ -180,13 +183,12 @@ REJECT_CASES = [
     ),
     pytest.param(
         LINE.replace("10/Oct", "31/Feb"),
-        'time: invalid time at char 18, got "[31/Feb/2000:13:55:36 -0700]"',
+        'time: invalid date or time at char 18, got "[31/Feb/2000:13:55:36 -0700]"',
         id="impossible-date",
     ),
     pytest.param(
         LINE.replace("10/Oct/2000:13:55:36", "2000-10-10 13:55:36"),
-        "time: expected [dd/Mon/yyyy:HH:MM:SS +zzzz] at char 18, "
-        'got "[2000-10-10"',
+        'time: expected [dd/Mon/yyyy:HH:MM:SS +zzzz] at char 18, got "[2000-10-10"',
         id="time-in-another-layout",
     ),
     pytest.param(
@@ -202,8 +204,7 @@ REJECT_CASES = [
     ),
     pytest.param(
         LINE.replace('"GET', "GET"),
-        "line does not match format at char 46 (expected ' \"' before %r, "
-        'got " GET")',
+        'line does not match format at char 46 (expected \' "\' before %r, got " GET")',
         id="request-without-opening-quote",
     ),
 ]
@@ -270,6 +271,13 @@ FORMAT_CASES = [
         id="addresses-ports-headers",
     ),
     pytest.param(
+        "%a:%{remote}p <-> %A:%p",
+        "2001:db8::1:44782 <-> ::1:80",
+        {"client_ip": "2001:db8::1"},
+        {"remote_port": "44782", "local_addr": "::1", "server_port": "80"},
+        id="ipv6-address-then-port",
+    ),
+    pytest.param(
         "%h %D %T %{ms}T",
         "1.2.3.4 1234567 1 1234",
         {"client_ip": "1.2.3.4", "duration_ms": 1234.567},
@@ -279,8 +287,9 @@ FORMAT_CASES = [
     pytest.param(
         "%h %{ms}T", "1.2.3.4 250", {"duration_ms": 250.0}, {}, id="duration-ms"
     ),
-    pytest.param("%h %T", "1.2.3.4 3", {"duration_ms": 3000.0}, {},
-                 id="duration-seconds"),
+    pytest.param(
+        "%h %T", "1.2.3.4 3", {"duration_ms": 3000.0}, {}, id="duration-seconds"
+    ),
     pytest.param(
         "%s %>s %<s",
         "302 200 301",
@@ -291,7 +300,7 @@ FORMAT_CASES = [
     pytest.param("%s", "404", {"status": 404}, {}, id="status-alone"),
     pytest.param(
         '%m %U%q %H "%f" %P:%{tid}P %{hextid}P %k %X %I %O %S %L %R %^FB',
-        "POST /cgi/x.pl?y=1 HTTP/1.1 \"/srv/x.pl\" 16:140168282543872 7fb9de5af700 "
+        'POST /cgi/x.pl?y=1 HTTP/1.1 "/srv/x.pl" 16:140168282543872 7fb9de5af700 '
         "3 + 412 1300 1712 WxYz1 cgi-script 1500",
         {
             "method": "POST",
@@ -426,8 +435,9 @@ def test_strftime_without_offset_uses_the_configured_zone() -> None:
 
 
 def test_skipped_wall_time_in_zone_is_rejected() -> None:
-    result = parse("[%{%Y-%m-%d %H:%M:%S}t]", ["[2021-03-28 02:30:00]"],
-                   timezone="Europe/Berlin")
+    result = parse(
+        "[%{%Y-%m-%d %H:%M:%S}t]", ["[2021-03-28 02:30:00]"], timezone="Europe/Berlin"
+    )
     assert result.rejects.get_column("reason").to_list() == [
         'time: invalid date or time at char 1, got "2021 03 28 02 30 00"'
     ]
@@ -448,8 +458,16 @@ def test_known_formats_are_named() -> None:
 
 @pytest.mark.parametrize(
     "preset",
-    ["common", "combined", "vhost_combined", "vhost_common", "common_debian",
-     "combined_debian", "referer", "agent"],
+    [
+        "common",
+        "combined",
+        "vhost_combined",
+        "vhost_common",
+        "common_debian",
+        "combined_debian",
+        "referer",
+        "agent",
+    ],
 )
 def test_presets_compile_and_parse(preset: str) -> None:
     lines = {
@@ -477,16 +495,27 @@ def test_referer_and_agent_presets_fill_their_columns() -> None:
 BAD_FORMATS = [
     ("%", "invalid directive '%' at char 0 of LogFormat '%'", 0),
     ("%h %", "invalid directive '%' at char 3 of LogFormat '%h %'", 3),
-    ('%h "%{Referer"', "invalid directive '%{' at char 4 of LogFormat "
-     "'%h \"%{Referer\"'", 4),
+    (
+        '%h "%{Referer"',
+        "invalid directive '%{' at char 4 of LogFormat '%h \"%{Referer\"'",
+        4,
+    ),
     ("%h %Q", "unknown directive '%Q' at char 3 of LogFormat '%h %Q'", 3),
     ("%{x}T", "unknown directive '%{x}T' at char 0 of LogFormat '%{x}T'", 0),
     ("%{gid}P", "unknown directive '%{gid}P' at char 0 of LogFormat '%{gid}P'", 0),
     ("%i", "unknown directive '%i' at char 0 of LogFormat '%i'", 0),
-    ("%h %{%Y-%Q}t", "invalid time conversion '%Q' at char 3 of time format "
-     "'%Y-%Q' (char 8 of the LogFormat)", 8),
-    ("%{%d/%b/%Y:%H:%M:%S %^z}t", "invalid time conversion '%^' at char 18 of "
-     "time format '%d/%b/%Y:%H:%M:%S %^z' (char 20 of the LogFormat)", 20),
+    (
+        "%h %{%Y-%Q}t",
+        "invalid time conversion '%Q' at char 3 of time format "
+        "'%Y-%Q' (char 8 of the LogFormat)",
+        8,
+    ),
+    (
+        "%{%d/%b/%Y:%H:%M:%S %^z}t",
+        "invalid time conversion '%^' at char 18 of "
+        "time format '%d/%b/%Y:%H:%M:%S %^z' (char 20 of the LogFormat)",
+        20,
+    ),
 ]
 
 
@@ -508,12 +537,31 @@ def test_parse_fields_gives_typed_directive_values() -> None:
         "x", ['h1 2019-05-06 404 - 12 ff -0130 "GET /a?b HTTP/1.1"', "", "bad"]
     )
     frame = parser.parse_fields(batch)
-    assert frame.columns == ["%h", "%{%Y}t", "%{%m}t", "%{%d}t", "%>s", "%b", "%D",
-                             "%{hextid}P", "%{%z}t", "%r"]
+    assert frame.columns == [
+        "%h",
+        "%{%Y}t",
+        "%{%m}t",
+        "%{%d}t",
+        "%>s",
+        "%b",
+        "%D",
+        "%{hextid}P",
+        "%{%z}t",
+        "%r",
+    ]
     assert frame.to_dicts() == [
-        {"%h": "h1", "%{%Y}t": 2019, "%{%m}t": 5, "%{%d}t": 6, "%>s": 404,
-         "%b": None, "%D": 12, "%{hextid}P": 255,
-         "%{%z}t": -timedelta(hours=1, minutes=30), "%r": "GET /a?b HTTP/1.1"},
+        {
+            "%h": "h1",
+            "%{%Y}t": 2019,
+            "%{%m}t": 5,
+            "%{%d}t": 6,
+            "%>s": 404,
+            "%b": None,
+            "%D": 12,
+            "%{hextid}P": 255,
+            "%{%z}t": -timedelta(hours=1, minutes=30),
+            "%r": "GET /a?b HTTP/1.1",
+        },
         dict.fromkeys(frame.columns),
     ]
 

@@ -94,8 +94,12 @@ def mapped_attributes(expected: dict[str, Any]) -> dict[str, Any]:
         out["host"] = expected["virtual_host"]
     if "request_line" in expected:
         parts = split_request_line(expected["request_line"])
-        out.update(method=parts.method, path=parts.path, query=parts.query,
-                   protocol=parts.protocol)
+        out.update(
+            method=parts.method,
+            path=parts.path,
+            query=parts.query,
+            protocol=parts.protocol,
+        )
     else:
         if "request_method" in expected:
             out["method"] = expected["request_method"]
@@ -143,7 +147,9 @@ def test_apachelogs_vhost_combined_log(corpus: Path) -> None:
     batch = read_lines(corpus / APACHELOGS / "vhost_combined.log")
     result = compile_format("vhost_combined").parse(batch)
     assert result.events.height == len(expected) == 6
-    assert result.rejects.select("line_number", "offset", "raw", "reason").to_dicts() == [
+    assert result.rejects.select(
+        "line_number", "offset", "raw", "reason"
+    ).to_dicts() == [
         {
             "line_number": 5,
             "offset": 667,
@@ -237,21 +243,33 @@ INGRESS = (
 
 # (file, example title) -> (logweir format, key map); None: unsupported.
 VRL_EXAMPLES: dict[tuple[str, str], tuple[str, dict[str, tuple[str, str]]] | None] = {
-    ("parse_apache_log", "Parse using Apache log format (common)"):
-        ("common", COMMON_KEYS),
-    ("parse_apache_log", "Parse using Apache log format (combined)"):
-        ("combined", COMBINED_KEYS),
+    ("parse_apache_log", "Parse using Apache log format (common)"): (
+        "common",
+        COMMON_KEYS,
+    ),
+    ("parse_apache_log", "Parse using Apache log format (combined)"): (
+        "combined",
+        COMBINED_KEYS,
+    ),
     ("parse_apache_log", "Parse using Apache log format (error)"): None,
-    ("parse_nginx_log", "Parse via Nginx log format (combined)"):
-        (NGINX_COMBINED + ' "$gzip_ratio"', NGINX_KEYS),
+    ("parse_nginx_log", "Parse via Nginx log format (combined)"): (
+        NGINX_COMBINED + ' "$gzip_ratio"',
+        NGINX_KEYS,
+    ),
     ("parse_nginx_log", "Parse via Nginx log format (error)"): None,
-    ("parse_nginx_log", "Parse via Nginx log format (ingress_upstreaminfo)"):
-        (INGRESS, NGINX_KEYS),
+    ("parse_nginx_log", "Parse via Nginx log format (ingress_upstreaminfo)"): (
+        INGRESS,
+        NGINX_KEYS,
+    ),
     ("parse_nginx_log", "Parse via Nginx log format (main)"): (NGINX_MAIN, NGINX_KEYS),
-    ("parse_common_log", "Parse using Common Log Format (with default timestamp format)"):
-        ("common", COMMON_KEYS),
-    ("parse_common_log", "Parse using Common Log Format (with custom timestamp format)"):
-        ('%h %l %u [%{%Y-%m-%dT%H:%M:%S}tZ] "%r" %>s %b', COMMON_KEYS),
+    (
+        "parse_common_log",
+        "Parse using Common Log Format (with default timestamp format)",
+    ): ("common", COMMON_KEYS),
+    (
+        "parse_common_log",
+        "Parse using Common Log Format (with custom timestamp format)",
+    ): ('%h %l %u [%{%Y-%m-%dT%H:%M:%S}tZ] "%r" %>s %b', COMMON_KEYS),
 }
 _RAW_STRING = re.compile(r"s'((?:[^'\\]|\\.)*)'")
 
@@ -308,13 +326,21 @@ SHOP = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" "%{X-Forwarded-Fo
 LNAV_FILES = [
     ("logfile_access_log.0", "combined", 3, []),
     ("logfile_access_log.1", "combined", 1, []),
-    ("logfile_bad_access_log.0", "combined", 2, [
-        (2, "time: expected [dd/Mon/yyyy:HH:MM:SS +zzzz] at char 45, got "
-            '""GET"'),
-    ]),
+    (
+        "logfile_bad_access_log.0",
+        "combined",
+        2,
+        [
+            (2, 'time: expected [dd/Mon/yyyy:HH:MM:SS +zzzz] at char 45, got ""GET"'),
+        ],
+    ),
     ("logfile_shop_access_log.0", SHOP, 1000, []),
-    ("logfile_regexp_access_log.0",
-     '%v:%p %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D', 2, []),
+    (
+        "logfile_regexp_access_log.0",
+        '%v:%p %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D',
+        2,
+        [],
+    ),
 ]
 
 
@@ -345,7 +371,7 @@ LNAV_SAMPLE_FORMATS = [
     "combined",
     "combined",
     '%{%Y-%m-%dT%H:%M:%S}t %h %u %m "%U" -1 %>s %b "%{Referer}i" "%{User-Agent}i"',
-    "%{%Y-%m-%dT%H:%M:%S}t %h %u %m %U -1 %>s %b \"%{Referer}i\" \"%{User-Agent}i\"",
+    '%{%Y-%m-%dT%H:%M:%S}t %h %u %m %U -1 %>s %b "%{Referer}i" "%{User-Agent}i"',
     '%h %l  %u  %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"  %D',
     '%v %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"',
     '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D',

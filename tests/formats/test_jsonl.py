@@ -57,17 +57,34 @@ def test_nginx_style_access_line_fills_every_http_column() -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ('{"@timestamp": "2024-03-01T12:00:00Z"}', datetime(2024, 3, 1, 12, tzinfo=UTC)),
-        ('{"time": "2024-03-01 12:00:00,250"}', datetime(2024, 3, 1, 12, 0, 0, 250000, tzinfo=UTC)),
+        (
+            '{"@timestamp": "2024-03-01T12:00:00Z"}',
+            datetime(2024, 3, 1, 12, tzinfo=UTC),
+        ),
+        (
+            '{"time": "2024-03-01 12:00:00,250"}',
+            datetime(2024, 3, 1, 12, 0, 0, 250000, tzinfo=UTC),
+        ),
         ('{"ts": 1709294400}', datetime(2024, 3, 1, 12, tzinfo=UTC)),
         ('{"ts": 1709294400123}', datetime(2024, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)),
-        ('{"ts": "1709294400123456"}', datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)),
+        (
+            '{"ts": "1709294400123456"}',
+            datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC),
+        ),
         ('{"ts": 1709294400.5}', datetime(2024, 3, 1, 12, 0, 0, 500000, tzinfo=UTC)),
-        ('{"date": "01/Mar/2024:13:00:00 +0100"}', datetime(2024, 3, 1, 12, tzinfo=UTC)),
-        ('{"timestamp": "2024-03-01T07:00:00-05:00"}', datetime(2024, 3, 1, 12, tzinfo=UTC)),
+        (
+            '{"date": "01/Mar/2024:13:00:00 +0100"}',
+            datetime(2024, 3, 1, 12, tzinfo=UTC),
+        ),
+        (
+            '{"timestamp": "2024-03-01T07:00:00-05:00"}',
+            datetime(2024, 3, 1, 12, tzinfo=UTC),
+        ),
     ],
 )
-def test_timestamps_in_any_common_shape_become_utc(line: str, expected: datetime) -> None:
+def test_timestamps_in_any_common_shape_become_utc(
+    line: str, expected: datetime
+) -> None:
     assert event(line)["ts"] == expected
 
 
@@ -101,7 +118,11 @@ def test_timestamp_without_offset_uses_the_configured_zone() -> None:
         ('{"http_version": "2.0"}', "protocol", "HTTP/2.0"),
         ('{"log.level": "info"}', "level", "info"),
         ('{"http": {"request": {"method": "PUT"}}}', "method", "PUT"),
-        ('{"event": {"duration": 2000000}, "event.duration": 3000000}', "duration_ms", 3.0),
+        (
+            '{"event": {"duration": 2000000}, "event.duration": 3000000}',
+            "duration_ms",
+            3.0,
+        ),
     ],
 )
 def test_common_keys_fill_their_columns(line: str, column: str, value: Any) -> None:
@@ -119,7 +140,9 @@ def test_explicit_mapping_reads_nested_paths_and_overrides_defaults() -> None:
 
 
 def test_unmapped_keys_go_to_extra_as_text_in_line_order() -> None:
-    row = event('{"a": 1, "b": true, "c": {"d": [1, 2]}, "e": null, "f": "x", "msg": "m"}')
+    row = event(
+        '{"a": 1, "b": true, "c": {"d": [1, 2]}, "e": null, "f": "x", "msg": "m"}'
+    )
     assert row["extra"] == [
         {"key": "a", "value": "1"},
         {"key": "b", "value": "true"},
@@ -157,7 +180,10 @@ def test_explicitly_mapped_key_that_does_not_fit_rejects_the_line() -> None:
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
-        ("{bad", "not JSON: Expecting property name enclosed in double quotes (column 2)"),
+        (
+            "{bad",
+            "not JSON: Expecting property name enclosed in double quotes (column 2)",
+        ),
         ('{"a": 1', "not JSON: Expecting ',' delimiter (column 8)"),
         ('{"a": 1} trailing', "not JSON: Extra data (column 10)"),
         ("[1, 2]", "not a JSON object: the line holds a JSON array"),

@@ -13,14 +13,20 @@ from logweir.schema import LineBatch
 
 
 def parse(lines: list[str], **options: Any) -> Any:
-    return LogfmtParser(ParseOptions(**options)).parse(LineBatch.from_strings("app", lines))
+    return LogfmtParser(ParseOptions(**options)).parse(
+        LineBatch.from_strings("app", lines)
+    )
 
 
 def row(line: str, **options: Any) -> dict[str, Any]:
     result = parse([line], **options)
     assert result.rejects.height == 0, result.rejects.to_dicts()
     found: dict[str, Any] = result.events.row(0, named=True)
-    return {k: v for k, v in found.items() if v is not None and k not in ("source", "offset")}
+    return {
+        k: v
+        for k, v in found.items()
+        if v is not None and k not in ("source", "offset")
+    }
 
 
 def test_go_service_line_fills_columns_and_keeps_the_rest() -> None:
@@ -42,14 +48,19 @@ def test_go_service_line_fills_columns_and_keeps_the_rest() -> None:
     ("line", "extra"),
     [
         ("zork=zook zonk=nork", [("zork", "zook"), ("zonk", "nork")]),
-        ("zork=zook plonk zonk=nork", [("zork", "zook"), ("plonk", "true"), ("zonk", "nork")]),
+        (
+            "zork=zook plonk zonk=nork",
+            [("zork", "zook"), ("plonk", "true"), ("zonk", "nork")],
+        ),
         ('a="x \\"y\\" \\\\ z\\n"', [("a", 'x "y" \\ z\n')]),
         ('"quoted key"=v empty=', [("quoted key", "v"), ("empty", "")]),
         ("u=/a?b=c&d=e", [("u", "/a?b=c&d=e")]),
         ("x=1 x=2", [("x", "1")]),
     ],
 )
-def test_pairs_quotes_and_standalone_keys(line: str, extra: list[tuple[str, str]]) -> None:
+def test_pairs_quotes_and_standalone_keys(
+    line: str, extra: list[tuple[str, str]]
+) -> None:
     found = row(line)
     pairs = [(item["key"], item["value"]) for item in found["extra"]]
     assert sorted(pairs) == sorted(extra)
@@ -76,7 +87,9 @@ def test_kubernetes_status_is_not_an_http_status_and_is_kept() -> None:
 
 
 def test_explicit_mapping_applies_to_logfmt_too() -> None:
-    found = row("lat=250 who=me", json_mapping={"duration_ms": "lat", "client_ip": "who"})
+    found = row(
+        "lat=250 who=me", json_mapping={"duration_ms": "lat", "client_ip": "who"}
+    )
     assert (found["duration_ms"], found["client_ip"]) == (250.0, "me")
 
 

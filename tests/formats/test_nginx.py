@@ -205,18 +205,29 @@ def test_malformed_nginx_lines_are_rejected_with_a_reason() -> None:
 
 
 BAD_FORMATS = [
-    ("$remote_addr $", "invalid variable '$' at char 13 of log_format "
-     "'$remote_addr $'", 13),
-    ("$remote_addr ${}x", "invalid variable '${}' at char 13 of log_format "
-     "'$remote_addr ${}x'", 13),
+    (
+        "$remote_addr $",
+        "invalid variable '$' at char 13 of log_format '$remote_addr $'",
+        13,
+    ),
+    (
+        "$remote_addr ${}x",
+        "invalid variable '${}' at char 13 of log_format '$remote_addr ${}x'",
+        13,
+    ),
     ("a $-b", "invalid variable '$-' at char 2 of log_format 'a $-b'", 2),
-    ("${status", "invalid variable '${status' at char 0 of log_format '${status'",
-     0),
-    ("log_format x escape=xml '$status';",
-     "unknown escape 'xml' in \"log_format x escape=xml '$status';\": use default, "
-     "json or none", None),
-    ("log_format x '$status", "unterminated ' quote at char 13 of "
-     "\"log_format x '$status\"", 13),
+    ("${status", "invalid variable '${status' at char 0 of log_format '${status'", 0),
+    (
+        "log_format x escape=xml '$status';",
+        "unknown escape 'xml' in \"log_format x escape=xml '$status';\": use default, "
+        "json or none",
+        None,
+    ),
+    (
+        "log_format x '$status",
+        "unterminated ' quote at char 13 of \"log_format x '$status\"",
+        13,
+    ),
     ("log_format x;", "log_format without a format string: 'log_format x;'", None),
 ]
 

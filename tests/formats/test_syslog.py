@@ -27,7 +27,10 @@ def events(lines: list[str], **options: Any) -> list[dict[str, Any]]:
     result = parse(lines, **options)
     assert result.rejects.height == 0, result.rejects.to_dicts()
     columns = ["ts", "host", "service", "level", "message", "extra"]
-    return [dict(zip(columns, row, strict=True)) for row in result.events.select(columns).rows()]
+    return [
+        dict(zip(columns, row, strict=True))
+        for row in result.events.select(columns).rows()
+    ]
 
 
 def kv(*pairs: tuple[str, str]) -> list[dict[str, str]]:
@@ -36,7 +39,7 @@ def kv(*pairs: tuple[str, str]) -> list[dict[str, str]]:
 
 def test_rfc5424_with_structured_data() -> None:
     line = (
-        '<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 '
+        "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
         '[exampleSDID@32473 iut="3" eventSource="App\\"x" eventID="1011"]'
         '[examplePriority@32473 class="high"] \ufeffAn application event'
     )
@@ -89,48 +92,102 @@ def test_rfc5424_nilvalues_offsets_and_fractions() -> None:
     [
         (
             "<13>Feb  5 17:32:18 10.0.0.99 myapp[42]: Use the BFG!",
-            (datetime(2026, 2, 5, 17, 32, 18, tzinfo=UTC), "10.0.0.99", "myapp", "notice",
-             "Use the BFG!", kv(("facility", "user"), ("pid", "42"))),
+            (
+                datetime(2026, 2, 5, 17, 32, 18, tzinfo=UTC),
+                "10.0.0.99",
+                "myapp",
+                "notice",
+                "Use the BFG!",
+                kv(("facility", "user"), ("pid", "42")),
+            ),
         ),
         (
             "Jan  3 09:47:02 veridian sudo: timstack : TTY=pts/6",
-            (datetime(2026, 1, 3, 9, 47, 2, tzinfo=UTC), "veridian", "sudo", None,
-             "timstack : TTY=pts/6", []),
+            (
+                datetime(2026, 1, 3, 9, 47, 2, tzinfo=UTC),
+                "veridian",
+                "sudo",
+                None,
+                "timstack : TTY=pts/6",
+                [],
+            ),
         ),
         (
             "Dec 31 23:59:59 host kernel: [ 0.0] boot",
-            (datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC), "host", "kernel", None,
-             "[ 0.0] boot", []),
+            (
+                datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC),
+                "host",
+                "kernel",
+                None,
+                "[ 0.0] boot",
+                [],
+            ),
         ),
         (
             "Nov  3 09:23:38 veridian lookup for opt failed",
-            (datetime(2025, 11, 3, 9, 23, 38, tzinfo=UTC), "veridian", None, None,
-             "lookup for opt failed", []),
+            (
+                datetime(2025, 11, 3, 9, 23, 38, tzinfo=UTC),
+                "veridian",
+                None,
+                None,
+                "lookup for opt failed",
+                [],
+            ),
         ),
         (
             "Mar 24 14:26:01 --- last message repeated 2 times ---",
-            (datetime(2025, 3, 24, 14, 26, 1, tzinfo=UTC), None, None, None,
-             "--- last message repeated 2 times ---", []),
+            (
+                datetime(2025, 3, 24, 14, 26, 1, tzinfo=UTC),
+                None,
+                None,
+                None,
+                "--- last message repeated 2 times ---",
+                [],
+            ),
         ),
         (
             "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: check pass; user unknown",
-            (datetime(2025, 6, 14, 15, 16, 1, tzinfo=UTC), "combo", "sshd(pam_unix)", None,
-             "check pass; user unknown", kv(("pid", "19939"))),
+            (
+                datetime(2025, 6, 14, 15, 16, 1, tzinfo=UTC),
+                "combo",
+                "sshd(pam_unix)",
+                None,
+                "check pass; user unknown",
+                kv(("pid", "19939")),
+            ),
         ),
         (
             "août 19 11:08:37 nlaptop symphorien[4961]: test",
-            (datetime(2025, 8, 19, 11, 8, 37, tzinfo=UTC), "nlaptop", "symphorien", None,
-             "test", kv(("pid", "4961"))),
+            (
+                datetime(2025, 8, 19, 11, 8, 37, tzinfo=UTC),
+                "nlaptop",
+                "symphorien",
+                None,
+                "test",
+                kv(("pid", "4961")),
+            ),
         ),
         (
             "2024-05-01T10:00:00.123+02:00 web-1 nginx[7]: started",
-            (datetime(2024, 5, 1, 8, 0, 0, 123000, tzinfo=UTC), "web-1", "nginx", None,
-             "started", kv(("pid", "7"))),
+            (
+                datetime(2024, 5, 1, 8, 0, 0, 123000, tzinfo=UTC),
+                "web-1",
+                "nginx",
+                None,
+                "started",
+                kv(("pid", "7")),
+            ),
         ),
         (
             "Feb 10 00:00:00 h cron: in the tolerance window",
-            (datetime(2026, 2, 10, tzinfo=UTC), "h", "cron", None,
-             "in the tolerance window", []),
+            (
+                datetime(2026, 2, 10, tzinfo=UTC),
+                "h",
+                "cron",
+                None,
+                "in the tolerance window",
+                [],
+            ),
         ),
     ],
 )
@@ -192,12 +249,23 @@ def test_indented_lines_continue_the_message_before_them() -> None:
             "<13>1 2003-10-11T22:14:15Z h a p m [broken",
             "not syslog: malformed RFC 5424 structured data at column 36",
         ),
-        ("Foo 12 10:00:00 host app: x", "ts: field 'timestamp' has 'Foo 12 10:00:00', not a timestamp"),
-        ("Feb 30 10:00:00 host app: x", "ts: field 'timestamp' has 'Feb 30 10:00:00', not a timestamp"),
-        ("  orphan continuation", "not syslog: an indented line that continues no syslog line"),
+        (
+            "Foo 12 10:00:00 host app: x",
+            "ts: field 'timestamp' has 'Foo 12 10:00:00', not a timestamp",
+        ),
+        (
+            "Feb 30 10:00:00 host app: x",
+            "ts: field 'timestamp' has 'Feb 30 10:00:00', not a timestamp",
+        ),
+        (
+            "  orphan continuation",
+            "not syslog: an indented line that continues no syslog line",
+        ),
     ],
 )
 def test_bad_lines_are_rejected_naming_what_failed(line: str, reason: str) -> None:
     result = parse([line])
     assert result.events.height == 0
-    assert result.rejects.select("line_number", "raw", "reason").rows() == [(1, line, reason)]
+    assert result.rejects.select("line_number", "raw", "reason").rows() == [
+        (1, line, reason)
+    ]

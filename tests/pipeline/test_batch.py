@@ -168,7 +168,8 @@ def test_report_figures_equal_the_reference(
     clients = sorted(Counter(ref.ips).items(), key=lambda kv: (-kv[1], kv[0]))
     assert [(r["key"], r["requests"]) for r in report.top_clients] == clients[:5]
     not_found = Counter(
-        path for path, status in zip(ref.paths, ref.statuses, strict=True)
+        path
+        for path, status in zip(ref.paths, ref.statuses, strict=True)
         if status == 404
     )
     top_404 = sorted(not_found.items(), key=lambda kv: (-kv[1], kv[0]))[:5]

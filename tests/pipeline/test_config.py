@@ -69,7 +69,9 @@ top = 7
 
 
 def test_flags_override_the_file(tmp_path: Path) -> None:
-    path = _write(tmp_path, 'windows = ["1h"]\nworkers = 4\n[detect]\nmin_requests = 3\n')
+    path = _write(
+        tmp_path, 'windows = ["1h"]\nworkers = 4\n[detect]\nmin_requests = 3\n'
+    )
     config = load_config(
         path,
         {"windows": "5m", "workers": None, "detect": {"enabled": False}, "out": "x"},

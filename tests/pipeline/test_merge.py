@@ -42,7 +42,9 @@ def test_two_workers_give_what_one_gives(tmp_path: Path) -> None:
     assert one.height > 1000
     assert one.equals(two)
     counts = [
-        run_query(out, 'SELECT count(*), count(DISTINCT (source, "offset")) FROM events')
+        run_query(
+            out, 'SELECT count(*), count(DISTINCT (source, "offset")) FROM events'
+        )
         for out in (tmp_path / "one", tmp_path / "two")
     ]
     assert counts[0].row(0) == counts[1].row(0)

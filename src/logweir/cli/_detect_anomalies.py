@@ -124,7 +124,7 @@ def read_store_windows(out: Path) -> pl.DataFrame:
         )
     try:
         with duckdb.connect(str(path), read_only=True) as connection:
-            table = connection.execute("SELECT * FROM windows").to_arrow_table()
+            table = connection.sql("SELECT * FROM windows").to_arrow_table()
     except duckdb.Error as error:
         raise SourceError(f"cannot read the windows of {path}: {error}") from error
     frame = pl.from_arrow(table) if table is not None else pl.DataFrame()

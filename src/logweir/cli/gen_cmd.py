@@ -12,7 +12,9 @@ Incidents are ``KIND@OFFSET/DURATION[:MAGNITUDE]`` with KIND one of
 traffic_spike (x5), traffic_drop (x0.2), error_rate (10 % 5xx),
 latency (x3) and scanner (50 requests/s); ``--incidents`` injects one of
 each, 20 to 67 minutes in. Their labels go to ``OUTPUT.incidents.json``
-(or ``--labels``). The same seed gives the same bytes.
+(or ``--labels``). Response times, and so latency incidents, show only in
+the combined-duration and nginx-json formats. The same seed gives the same
+bytes.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from logweir.gen import (
     DEFAULT_RATE_PER_S,
     DEFAULT_START,
     FORMATS,
+    FORMATS_WITH_DURATION,
     GenResult,
     Incident,
     generate,
@@ -120,10 +123,13 @@ def _start(text: str) -> datetime:
 def handle(args: argparse.Namespace) -> int:
     incidents: list[Incident] = list(DEFAULT_INCIDENTS) if args.incidents else []
     explicit = [parse_incident(text) for text in args.incident]
-    if args.fmt == "combined" and any(i.kind == "latency" for i in explicit):
+    if args.fmt not in FORMATS_WITH_DURATION and any(
+        i.kind == "latency" for i in explicit
+    ):
         logger.warning(
-            "a latency incident cannot be seen in format combined, which has no "
-            "response time; use combined-duration, nginx-json or syslog"
+            "a latency incident cannot be seen in format %s: use %s",
+            args.fmt,
+            " or ".join(FORMATS_WITH_DURATION),
         )
     incidents += explicit
     if incidents and args.output is None and args.labels is None:

@@ -9,9 +9,11 @@ and are used instead. Three rules read them:
 
 ``client_flood`` (:class:`ClientFloodRule`)
     One client sends far more than its peers (``peer_factor`` × the average
-    other client), far more than it usually does (``surge_factor`` × its
-    own median over the last ``history`` windows; a client never seen
-    before has no usual), and at least ``min_rate`` requests per second.
+    other client), a far larger share of the traffic than it usually does
+    (``surge_factor`` × its median share over the last ``history`` windows
+    it appeared in; a client never seen before has no usual share), and at
+    least ``min_rate`` requests per second. Judging the share, not the
+    count, keeps a busy client quiet when all traffic rises together.
 ``client_4xx_storm`` (:class:`ErrorStormRule`)
     The window's 4xx responses jump to ``surge_factor`` × their median and
     one client drew at least ``min_share`` of them, at least ``min_rate``
@@ -243,9 +245,11 @@ class ClientFloodRule(Rule):
         ready = self._windows >= config.min_history
         self._windows += 1
         findings = []
+        total = max(view.overall.requests, 1.0)
         for client in clients:
+            share = client.requests / total
             usual = _median(self._seen.get(client.ip, []))
-            self._remember(client)
+            self._remember(client.ip, share)
             if not ready or client.ip in context.clients:
                 continue
             if client.requests < config.min_rate * view.size_s:
@@ -253,7 +257,7 @@ class ClientFloodRule(Rule):
             peers = self._peer_mean(view, client)
             if client.requests < config.peer_factor * peers:
                 continue
-            if client.requests < config.surge_factor * usual:
+            if share < config.surge_factor * usual:
                 continue
             findings.append(self._finding(view, context, client, peers))
         return findings
@@ -266,16 +270,16 @@ class ClientFloodRule(Rule):
             count = max(len(view.top("top_clients")), 2)
         return max(others / (count - 1), 1.0)
 
-    def _remember(self, client: _Client) -> None:
-        history = self._seen.get(client.ip)
+    def _remember(self, ip: str, share: float) -> None:
+        history = self._seen.get(ip)
         if history is None:
             history = deque(maxlen=self.config.history)
-            self._seen[client.ip] = history
+            self._seen[ip] = history
             if len(self._seen) > self.config.max_keys:
                 self._seen.popitem(last=False)
         else:
-            self._seen.move_to_end(client.ip)
-        history.append(client.requests)
+            self._seen.move_to_end(ip)
+        history.append(share)
 
     def _finding(
         self, view: WindowView, context: WindowContext, client: _Client, peers: float

@@ -200,10 +200,10 @@ def _view(
         if dimension == OVERALL:
             overall = row
             for column in ("top_paths", "top_clients", "top_user_agents"):
-                tops[column] = parse_top(record[column])
+                tops[column] = _possible(parse_top(record[column]), row, column)
             continue
         if dimension == "status_class":
-            status_tops[key] = parse_top(record["top_clients"])
+            status_tops[key] = _possible(parse_top(record["top_clients"]), row, key)
         if row.requests >= min_requests:
             dimensions.setdefault(dimension, {})[key] = row
     for dimension, keyed in dimensions.items():
@@ -213,6 +213,34 @@ def _view(
             )
             dimensions[dimension] = dict(busiest[:top_k])
     return WindowView(start, end, size_s, overall, tops, status_tops, dimensions)
+
+
+def _possible(
+    entries: tuple[TopEntry, ...], row: Row, where: str
+) -> tuple[TopEntry, ...]:
+    """Entries whose count could be true: no key has more events than its row.
+
+    A count above the row's requests (an underflowed counter upstream)
+    would make any client look like a flood; such entries are dropped.
+    """
+    kept = tuple(entry for entry in entries if 0 <= entry.count <= row.requests)
+    if len(kept) < len(entries):
+        # Once at WARNING, then DEBUG: a broken upstream repeats every window.
+        level = logging.DEBUG if _IMPOSSIBLE_SEEN else logging.WARNING
+        _IMPOSSIBLE_SEEN.append(where)
+        del _IMPOSSIBLE_SEEN[1:]
+        logger.log(
+            level,
+            "top list %s: %d entries count more than the row's %d requests; ignored",
+            where,
+            len(entries) - len(kept),
+            int(row.requests),
+        )
+    return kept
+
+
+#: Non-empty once an impossible top count has been logged at WARNING.
+_IMPOSSIBLE_SEEN: list[str] = []
 
 
 def _row(record: dict[str, object]) -> Row:

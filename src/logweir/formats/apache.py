@@ -54,8 +54,13 @@ def _user_convert(texts: Mapping[str, pl.Expr]) -> F.Outputs:
 
 #: ``%u``: like text, but ``""`` is an empty name.
 USER = F.Kind(
-    "remote user", "a user name", F.TEXT.fast, F.TEXT.lenient, _user_convert,
-    pl.String(), text=True,
+    "remote user",
+    "a user name",
+    F.TEXT.fast,
+    F.TEXT.lenient,
+    _user_convert,
+    pl.String(),
+    text=True,
 )
 
 
@@ -68,8 +73,9 @@ def _header(prefix: str) -> Callable[[str], F.FieldSpec]:
     def spec(name: str) -> F.FieldSpec:
         key = prefix + name.lower().replace("-", "_")
         column = _HEADER_COLUMNS.get(key) if prefix == "http_" else None
-        return F.FieldSpec(key, F.TEXT, column[0] if column else None,
-                           column[1] if column else 0)
+        return F.FieldSpec(
+            key, F.TEXT, column[0] if column else None, column[1] if column else 0
+        )
 
     return spec
 
@@ -99,8 +105,10 @@ _DURATION_S = S("duration_s", F.DURATION_S, priority=1)
 #: Directive letter → entry. ``%t`` and ``%s`` are handled apart (time
 #: layouts; status modifiers), the rest is this table.
 DIRECTIVES: dict[str, Entry] = {
-    "a": Entry(S("remote_addr", F.TEXT, "client_ip", 0),
-               {"c": S("peer_addr", F.TEXT, "client_ip", 2)}),
+    "a": Entry(
+        S("remote_addr", F.TEXT, "client_ip", 0),
+        {"c": S("peer_addr", F.TEXT, "client_ip", 2)},
+    ),
     "A": Entry(S("local_addr", F.TEXT)),
     "B": Entry(S("body_bytes", F.BYTES, "bytes")),
     "b": Entry(S("body_bytes", F.BYTES, "bytes")),
@@ -108,8 +116,10 @@ DIRECTIVES: dict[str, Entry] = {
     "D": Entry(S("duration_us", F.DURATION_US)),
     "e": Entry(named=_header("env_")),
     "f": Entry(S("request_file", F.TEXT)),
-    "h": Entry(S("remote_host", F.TEXT, "client_ip", 1),
-               {"c": S("peer_host", F.TEXT, "client_ip", 3)}),
+    "h": Entry(
+        S("remote_host", F.TEXT, "client_ip", 1),
+        {"c": S("peer_host", F.TEXT, "client_ip", 3)},
+    ),
     "H": Entry(S("protocol", F.TEXT, "protocol", 1)),
     "i": Entry(named=_header("http_")),
     "I": Entry(S("bytes_received", F.BYTES)),
@@ -120,17 +130,27 @@ DIRECTIVES: dict[str, Entry] = {
     "n": Entry(named=_header("note_")),
     "o": Entry(named=_header("sent_http_")),
     "O": Entry(S("bytes_sent", F.BYTES, "bytes", 1)),
-    "p": Entry(_SERVER_PORT, {"canonical": _SERVER_PORT,
-                              "local": S("local_port", F.INT),
-                              "remote": S("remote_port", F.INT)}),
+    "p": Entry(
+        _SERVER_PORT,
+        {
+            "canonical": _SERVER_PORT,
+            "local": S("local_port", F.INT),
+            "remote": S("remote_port", F.INT),
+        },
+    ),
     "P": Entry(_PID, {"pid": _PID, "tid": S("tid", F.INT), "hextid": S("tid", F.HEX)}),
     "q": Entry(S("query_string", F.QUERY, priority=1)),
     "r": Entry(S("request", F.REQUEST)),
     "R": Entry(S("handler", F.TEXT)),
     "S": Entry(S("bytes_transferred", F.BYTES)),
-    "T": Entry(_DURATION_S, {"s": _DURATION_S,
-                             "ms": S("duration_ms", F.DURATION_MS),
-                             "us": S("duration_us", F.DURATION_US)}),
+    "T": Entry(
+        _DURATION_S,
+        {
+            "s": _DURATION_S,
+            "ms": S("duration_ms", F.DURATION_MS),
+            "us": S("duration_us", F.DURATION_US),
+        },
+    ),
     "u": Entry(S("remote_user", USER)),
     "U": Entry(S("url_path", F.TEXT, "path", 1)),
     "v": Entry(S("server_name", F.TEXT, "host", 2)),
@@ -155,10 +175,20 @@ _STATUS = {
 _MONTHS = {
     name: number
     for number, names in enumerate(
-        [("jan", "january"), ("feb", "february"), ("mar", "march"),
-         ("apr", "april"), ("may", "may"), ("jun", "june"), ("jul", "july"),
-         ("aug", "august"), ("sep", "september"), ("oct", "october"),
-         ("nov", "november"), ("dec", "december")],
+        [
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may", "may"),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ],
         start=1,
     )
     for name in names
@@ -196,8 +226,9 @@ def _epoch_seconds_convert(texts: Mapping[str, pl.Expr]) -> F.Outputs:
     return {"": value, "time:datetime": when}
 
 
-def _special(name: str, pattern: str, expected: str, convert: F.ConvertFn,
-             dtype: pl.DataType) -> F.Kind:
+def _special(
+    name: str, pattern: str, expected: str, convert: F.ConvertFn, dtype: pl.DataType
+) -> F.Kind:
     return F.Kind(name, expected, *F.fixed(pattern), convert=convert, dtype=dtype)
 
 
@@ -230,15 +261,32 @@ OTHER: dict[str, F.Kind] = {
     "b": F.time_part_kind("month", "[A-Za-z]{3}", "a month name", _month_number),
     "h": F.time_part_kind("month", "[A-Za-z]{3}", "a month name", _month_number),
     "B": F.time_part_kind("month", "[A-Za-z]+", "a month name", _month_number),
-    "a": F.time_part_kind("", "[A-Za-z]{3}", "a week day name", F.not_dash, pl.String()),
+    "a": F.time_part_kind(
+        "", "[A-Za-z]{3}", "a week day name", F.not_dash, pl.String()
+    ),
     "A": F.time_part_kind("", "[A-Za-z]+", "a week day name", F.not_dash, pl.String()),
     "p": _special("time (AM/PM)", "[AaPp][Mm]", "AM or PM", _pm_convert, pl.String()),
-    "z": _special("time (offset)", "[+\\-][0-9]{2}:?[0-9]{2}", "an offset such as +0200",
-                  _offset_convert, pl.Duration("us")),
-    "Z": F.time_part_kind("zone", "[A-Za-z][A-Za-z0-9+\\-]*|[+\\-][0-9]+",
-                          "a time zone name", F.not_dash, pl.String()),
-    "s": _special("epoch time", "-?[0-9]+", "seconds since the epoch",
-                  _epoch_seconds_convert, pl.Int64()),
+    "z": _special(
+        "time (offset)",
+        "[+\\-][0-9]{2}:?[0-9]{2}",
+        "an offset such as +0200",
+        _offset_convert,
+        pl.Duration("us"),
+    ),
+    "Z": F.time_part_kind(
+        "zone",
+        "[A-Za-z][A-Za-z0-9+\\-]*|[+\\-][0-9]+",
+        "a time zone name",
+        F.not_dash,
+        pl.String(),
+    ),
+    "s": _special(
+        "epoch time",
+        "-?[0-9]+",
+        "seconds since the epoch",
+        _epoch_seconds_convert,
+        pl.Int64(),
+    ),
 }
 
 #: Conversions that stand for a longer layout (glibc, C locale).
@@ -262,8 +310,9 @@ def _numeric_kind(conversion: str, flag: str) -> F.Kind:
     if flag == "-":
         pattern = f"[0-9]{{1,{digits}}}"
     elif flag == "_" or width < 0:
-        pattern = "|".join(" " * pad + f"[0-9]{{{digits - pad}}}"
-                           for pad in range(digits))
+        pattern = "|".join(
+            " " * pad + f"[0-9]{{{digits - pad}}}" for pad in range(digits)
+        )
         pattern = f"(?:{pattern})"
     else:
         pattern = f"[0-9]{{{digits}}}"
@@ -271,8 +320,11 @@ def _numeric_kind(conversion: str, flag: str) -> F.Kind:
 
 
 def strftime_parts(
-    layout: str, make_token: Callable[[str], str], group: Callable[[], str],
-    time_group: str, offset: int,
+    layout: str,
+    make_token: Callable[[str], str],
+    group: Callable[[], str],
+    time_group: str,
+    offset: int,
 ) -> list[F.Literal | F.Field]:
     """Parts for a strftime ``layout``, one field per conversion.
 
@@ -300,11 +352,17 @@ def strftime_parts(
         if conversion in _LITERALS:
             parts.append(F.Literal(_LITERALS[conversion]))
         elif conversion in MACROS:
-            parts.extend(strftime_parts(MACROS[conversion], make_token, group,
-                                        time_group, offset + start))
+            parts.extend(
+                strftime_parts(
+                    MACROS[conversion], make_token, group, time_group, offset + start
+                )
+            )
         elif conversion in NUMERIC or conversion in OTHER:
-            kind = (_numeric_kind(conversion, flag) if conversion in NUMERIC
-                    else OTHER[conversion])
+            kind = (
+                _numeric_kind(conversion, flag)
+                if conversion in NUMERIC
+                else OTHER[conversion]
+            )
             token = make_token(layout[start:i])
             parts.append(F.Field(token, _time_spec(kind), group(), False, time_group))
         else:
@@ -312,7 +370,8 @@ def strftime_parts(
             raise FormatError(
                 f"invalid time conversion {bad!r} at char {start} of time format "
                 f"{layout!r} (char {offset + start} of the LogFormat)",
-                format=layout, position=offset + start,
+                format=layout,
+                position=offset + start,
             )
     return _merge_literals(parts)
 
@@ -370,17 +429,20 @@ def read_directive(fmt: str, start: int) -> Directive:
             if i + 3 > len(fmt):
                 break
             letter = fmt[i : i + 3]
-            return Directive(fmt[start : i + 3], start, letter, param, span,
-                             conditional, modifier)
+            return Directive(
+                fmt[start : i + 3], start, letter, param, span, conditional, modifier
+            )
         elif char.isascii() and char.isalpha():
-            return Directive(fmt[start : i + 1], start, char, param, span,
-                             conditional, modifier)
+            return Directive(
+                fmt[start : i + 1], start, char, param, span, conditional, modifier
+            )
         else:
             break
     bad = fmt[start : i + 1]
     raise FormatError(
         f"invalid directive {bad!r} at char {start} of LogFormat {fmt!r}",
-        format=fmt, position=start,
+        format=fmt,
+        position=start,
     )
 
 
@@ -388,7 +450,8 @@ def _unknown(directive: Directive, fmt: str) -> FormatError:
     return FormatError(
         f"unknown directive {directive.token!r} at char {directive.position} of "
         f"LogFormat {fmt!r}",
-        format=fmt, position=directive.position,
+        format=fmt,
+        position=directive.position,
     )
 
 
@@ -427,7 +490,7 @@ def _time_parts(directive: Directive, groups: _Groups) -> list[F.Part]:
     time_group, prefix = "begin", ""
     for name in ("begin:", "end:"):
         if param.startswith(name):
-            time_group, prefix, param = name[:-1], name, param[len(name):]
+            time_group, prefix, param = name[:-1], name, param[len(name) :]
     special = {
         "": F.CLF_TIME,
         "sec": F.epoch_kind(1_000_000, "seconds since the epoch"),
@@ -438,8 +501,9 @@ def _time_parts(directive: Directive, groups: _Groups) -> list[F.Part]:
     }
     if param in special:
         spec = _time_spec(special[param])
-        return [F.Field(directive.token, spec, groups(), directive.conditional,
-                        time_group)]
+        return [
+            F.Field(directive.token, spec, groups(), directive.conditional, time_group)
+        ]
     token, span = directive.token, directive.param_span
     assert span is not None  # a non-empty param always has a span
 
@@ -478,8 +542,13 @@ def compile_parts(fmt: str) -> list[F.Part]:
         else:
             spec = _spec(directive, fmt)
             parts.append(
-                F.Field(directive.token, spec, groups(), directive.conditional,
-                        modifier=directive.modifier)
+                F.Field(
+                    directive.token,
+                    spec,
+                    groups(),
+                    directive.conditional,
+                    modifier=directive.modifier,
+                )
             )
         i += len(directive.token)
     if literal:
@@ -522,7 +591,7 @@ def logformat_from_config(text: str) -> tuple[str, str | None]:
     words = config_words(text)
     if len(words) < 2 or len(words) > 3:
         raise FormatError(
-            f"cannot read {text!r}: expected LogFormat \"format\" [nickname]",
+            f'cannot read {text!r}: expected LogFormat "format" [nickname]',
             format=text,
         )
     return words[1], (words[2] if len(words) == 3 else None)
@@ -548,7 +617,11 @@ def compile_apache(fmt: str, options: ParseOptions) -> FormatParser:
     parts = compile_parts(text)
     name = nickname or KNOWN_FORMATS.get(text, "apache")
     return FormatParser(
-        name, text, parts, options, escape="backslash",
+        name,
+        text,
+        parts,
+        options,
+        escape="backslash",
         recipe=(compile_apache, (fmt, options)),
     )
 

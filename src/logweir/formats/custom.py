@@ -86,6 +86,9 @@ GROK_KEYS: dict[str, tuple[str, ...]] = {
     for target, keys in DEFAULT_KEYS.items()
 }
 
+#: Characters of a rejected line looked at to say where it stops fitting.
+_DIAGNOSED_CHARS = 4096
+
 _NAMED_GROUP = re.compile(r"\(\?P?<([A-Za-z_][A-Za-z0-9_]*)>")
 
 
@@ -186,9 +189,12 @@ class RegexParser(Parser):
         """How far the line fits the pattern (slow path, rejects only)."""
         kind = self.name
         last: tuple[str, int] | None = None
+        # Searching for each prefix costs up to the line length times the
+        # pattern's backtracking; the head of a long line says as much.
+        head = line[:_DIAGNOSED_CHARS]
         for group, prefix in self.prefixes:
             field = self.fields.get(group, group)
-            match = prefix.search(line)
+            match = prefix.search(head)
             if match is None:
                 if last is None:
                     return f"no match for the {kind}: it fails before group {field!r}"

@@ -55,6 +55,9 @@ FAST_GROUP_LIMIT = 16
 MIN_CHUNK_LINES = 20_000
 
 _MARKER = "_matched"
+_ESCAPED = "_escaped"
+_FAILED = "_failed"
+_HIT = "_hit"
 
 _MODIFIER_RANK = {"": 0, ">": 1, "<": 2}
 
@@ -122,9 +125,12 @@ def render(parts: Sequence[F.Part], lenient: bool, outer: F.Stop = "") -> list[s
 def _mandatory_group(parts: Sequence[F.Part]) -> str | None:
     """A group that takes part in every match, to tell matches apart."""
     for part in parts:
-        if isinstance(part, F.Field) and part.spec.kind.mandatory:
-            if not part.dashable or _dash_ok(part.spec.kind):
-                return part.group
+        if (
+            isinstance(part, F.Field)
+            and part.spec.kind.mandatory
+            and (not part.dashable or _dash_ok(part.spec.kind))
+        ):
+            return part.group
     return None
 
 
@@ -178,9 +184,7 @@ def _naive_from_parts(parts: Mapping[str, pl.Expr]) -> pl.Expr | None:
     else:
         return None
     text = pl.concat_str([e.cast(pl.String) for e in date + clock], separator=" ")
-    return text.str.strptime(
-        pl.Datetime("us"), layout + " %H %M %S", strict=False
-    )
+    return text.str.strptime(pl.Datetime("us"), layout + " %H %M %S", strict=False)
 
 
 def assemble_time(outputs: Sequence[F.Outputs], zone: str) -> pl.Expr | None:
@@ -236,10 +240,16 @@ class _Candidate:
 
 @dataclass(frozen=True)
 class _Check:
-    """A field whose text can match yet fail to convert."""
+    """A field whose text can match yet fail to convert.
+
+    ``flag`` reads the typed canonical column when the field fills one on
+    its own (so the conversion is not run twice); ``probe`` converts the
+    field's text itself, for one-row frames when a reason is written.
+    """
 
     field: F.Field
-    failed: pl.Expr
+    flag: pl.Expr
+    probe: pl.Expr
 
 
 def _as_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -257,6 +267,8 @@ class _Plan:
         self.extra: list[tuple[str, pl.Expr]] = []
         self.checks: list[_Check] = []
         self.time_checks: list[tuple[list[F.Field], pl.Expr]] = []
+        #: Field group -> the canonical column that holds its value unchanged.
+        self.direct: dict[str, str] = {}
         winners = self._canonical(fields)
         self._time(fields, zone)
         self._extra(fields, winners)
@@ -287,6 +299,8 @@ class _Plan:
             exprs = [c.expr for c in chosen]
             self.columns[column] = exprs[0] if len(exprs) == 1 else pl.coalesce(exprs)
             winners.update(c.field.group for c in chosen)
+            if len(chosen) == 1 and chosen[0].field.spec.column == column:
+                self.direct[chosen[0].field.group] = column
         return winners
 
     def _time(self, fields: Sequence[F.Field], zone: str) -> None:
@@ -294,21 +308,22 @@ class _Plan:
         for fld in fields:
             if fld.spec.column == "ts":
                 groups.setdefault(fld.time_group, []).append(fld)
-        stamps: list[tuple[str, pl.Expr]] = []
+        stamps: list[tuple[str, pl.Expr, list[F.Field]]] = []
         for name, members in groups.items():
             stamp = assemble_time([self.outputs[f.group] for f in members], zone)
-            if stamp is None:
-                continue
-            stamps.append((name, stamp))
-            present = pl.any_horizontal([not_blank(f) for f in members])
-            self.time_checks.append((members, present & stamp.is_null()))
+            if stamp is not None:
+                stamps.append((name, stamp, members))
         # The time the request began is the event time; an end time (Apache
         # ``%{end:...}t``) is used only when there is no begin time.
         stamps.sort(key=lambda item: item[0] != "begin")
-        if stamps:
-            self.columns["ts"] = stamps[0][1]
-        for name, stamp in stamps[1:]:
-            self.extra.append((f"time_{name}", _as_text(stamp, TS_TYPE)))
+        for rank, (name, stamp, members) in enumerate(stamps):
+            present = pl.any_horizontal([not_blank(f) for f in members])
+            if rank == 0:
+                self.columns["ts"] = stamp
+                self.time_checks.append((members, present & pl.col("ts").is_null()))
+            else:
+                self.time_checks.append((members, present & stamp.is_null()))
+                self.extra.append((f"time_{name}", _as_text(stamp, TS_TYPE)))
 
     def _extra(self, fields: Sequence[F.Field], winners: set[str]) -> None:
         entries: dict[str, list[pl.Expr]] = {}
@@ -331,15 +346,26 @@ class _Plan:
 
     def _checks(self, fields: Sequence[F.Field]) -> None:
         for fld in fields:
-            kind = fld.spec.kind
-            if kind.dtype == pl.String():
+            # Text cannot fail; times are checked as whole stamps.
+            if fld.spec.kind.dtype == pl.String() or fld.spec.column == "ts":
                 continue
+            value = self.outputs[fld.group][""]
+            column = self.direct.get(fld.group)
+            typed = value if column is None else pl.col(column)
             self.checks.append(
-                _Check(fld, not_blank(fld) & self.outputs[fld.group][""].is_null())
+                _Check(
+                    fld,
+                    not_blank(fld) & typed.is_null(),
+                    not_blank(fld) & value.is_null(),
+                )
             )
 
     def failure_flag(self) -> pl.Expr | None:
-        flags = [c.failed for c in self.checks] + [f for _, f in self.time_checks]
+        """True for rows whose text matched but did not convert.
+
+        Evaluated on the captured texts *with* the canonical columns added.
+        """
+        flags = [c.flag for c in self.checks] + [f for _, f in self.time_checks]
         return pl.any_horizontal(flags) if flags else None
 
 
@@ -358,20 +384,27 @@ def _convert(fld: F.Field) -> F.Outputs:
 # ------------------------------------------------------------------ parser
 
 
-@dataclass
-class _Matched:
-    """Captured texts of a batch, before conversion."""
+@dataclass(frozen=True)
+class _Lines:
+    """The lines of a batch worth parsing: ``\r`` stripped, empty ones out."""
 
-    table: pl.DataFrame
-    #: Batch row of each table row (None: table rows are batch rows).
-    rows: pl.Series | None
-    #: Table row -> reason, for lines nothing matched.
-    failed: dict[int, str]
-    skipped: int
     lines: pl.Series
+    #: Batch row of each line (None: the same as the line's index).
+    rows: pl.Series | None
+    skipped: int
 
-    def batch_row(self, table_row: int) -> int:
-        return table_row if self.rows is None else int(self.rows[table_row])
+    def batch_rows(self, indices: Sequence[int]) -> list[int]:
+        if self.rows is None:
+            return list(indices)
+        return [int(self.rows[i]) for i in indices]
+
+
+@dataclass(frozen=True)
+class _Typed:
+    """Typed columns of every line; ``failed`` maps line index → reason."""
+
+    frame: pl.DataFrame
+    failed: dict[int, str]
 
 
 class FormatParser(Parser):
@@ -410,7 +443,10 @@ class FormatParser(Parser):
         self.lenient_regex = f"^(?P<{_MARKER}>)" + "".join(self.lenient_fragments) + "$"
         self._columns = [c for f in self.fields for c in f.spec.kind.columns(f.group)]
         self._text_columns = [
-            c for f in self.fields if f.spec.kind.text for c in f.spec.kind.columns(f.group)
+            c
+            for f in self.fields
+            if f.spec.kind.text
+            for c in f.spec.kind.columns(f.group)
         ]
         self._plan: _Plan | None = None
         groups = len(_NAMED_GROUP.findall(self.fast_regex))
@@ -426,31 +462,22 @@ class FormatParser(Parser):
 
     def parse(self, batch: LineBatch) -> ParseResult:
         """Parse ``batch`` into canonical events and rejects; never raises."""
-        matched = self._match(batch)
+        prepared = self._prepare(batch)
         plan = self.plan
         exprs = [
             expr.cast(EVENT_SCHEMA[name]).alias(name)
             for name, expr in plan.columns.items()
         ]
         exprs += [expr.alias(f"__extra{i}") for i, (_, expr) in enumerate(plan.extra)]
-        flag = plan.failure_flag()
-        if flag is not None:
-            exprs.append(flag.alias("__failed"))
-        typed = matched.table.lazy().select(exprs).collect()
-        failed = dict(matched.failed)
-        if flag is not None:
-            failures = typed.get_column("__failed").fill_null(False)
-            if failures.any():
-                for row in failures.arg_true().to_list():
-                    if row not in failed:
-                        failed[row] = self._conversion_reason(matched, row)
-        events = self._events(batch, matched, typed)
+        typed = self._typed(prepared.lines, exprs, plan.failure_flag())
+        failed = typed.failed
+        events = self._events(batch, prepared, typed.frame)
         if failed:
-            keep = pl.Series([True] * typed.height)
+            keep = pl.Series([True] * typed.frame.height)
             keep.scatter(sorted(failed), False)
             events = events.filter(keep)
-        rejects = self._rejects(batch, matched, failed)
-        return ParseResult(events=events, rejects=rejects, skipped=matched.skipped)
+        rejects = self._rejects(batch, prepared, failed)
+        return ParseResult(events=events, rejects=rejects, skipped=prepared.skipped)
 
     def parse_fields(self, batch: LineBatch) -> pl.DataFrame:
         """Each field's own typed value, one column per token as written.
@@ -459,14 +486,23 @@ class FormatParser(Parser):
         match are all null. A token written twice gets ``#2`` after its
         second column name. Used by conformance tests and ``logweir detect``.
         """
-        matched = self._match(batch)
+        prepared = self._prepare(batch)
         exprs: list[pl.Expr] = []
         seen: dict[str, int] = {}
         for fld in self.fields:
             seen[fld.token] = seen.get(fld.token, 0) + 1
-            name = fld.token if seen[fld.token] == 1 else f"{fld.token}#{seen[fld.token]}"
+            name = (
+                fld.token if seen[fld.token] == 1 else f"{fld.token}#{seen[fld.token]}"
+            )
             exprs.append(self.plan.outputs[fld.group][""].alias(name))
-        return matched.table.lazy().select(exprs).collect()
+        typed = self._typed(prepared.lines, exprs, None)
+        frame = typed.frame.select(e.meta.output_name() for e in exprs)
+        if typed.failed:
+            nulls = pl.Series([False] * frame.height).scatter(
+                sorted(typed.failed), True
+            )
+            frame = frame.select(pl.when(~nulls).then(pl.all()).name.keep())
+        return frame
 
     @property
     def plan(self) -> _Plan:
@@ -483,42 +519,116 @@ class FormatParser(Parser):
             raise TypeError(f"parser {self.name!r} was built without a recipe")
         return self.recipe
 
-    # -- matching ------------------------------------------------------
+    # -- the fast road -------------------------------------------------
 
-    def _match(self, batch: LineBatch) -> _Matched:
-        lines = batch.lines
+    def _prepare(self, batch: LineBatch) -> _Lines:
+        lines = batch.lines.fill_null("")
         if lines.len() and lines.str.ends_with("\r").any():
             lines = lines.str.strip_suffix("\r")
         empty = lines.str.len_bytes() == 0
         skipped = int(empty.sum())
-        rows: pl.Series | None = None
-        if skipped:
-            rows = (~empty).arg_true()
-            lines = lines.filter(~empty)
-        table = self._extract(lines)
+        if not skipped:
+            return _Lines(lines, None, 0)
+        return _Lines(lines.filter(~empty), (~empty).arg_true(), skipped)
+
+    def _chunks(
+        self, lines: pl.Series, finish: Callable[[pl.LazyFrame], pl.LazyFrame]
+    ) -> pl.DataFrame:
+        """Match ``lines`` with the fast regex, one chunk per thread, and
+        run ``finish`` on each chunk's captured texts in the same query."""
+        frame = lines.alias("line").to_frame()
+        chunks = max(1, min(pl.thread_pool_size(), lines.len() // MIN_CHUNK_LINES))
+        step = max(1, -(-lines.len() // chunks))
+        missing = [pl.lit(None, pl.String).alias(c) for c in self._columns]
+        plans = []
+        for start in range(0, max(lines.len(), 1), step):
+            texts = (
+                frame.slice(start, step)
+                .lazy()
+                .select(
+                    pl.col("line").str.extract_groups(self.fast_regex).struct.unnest(),
+                    pl.col("line").str.contains("\\", literal=True).alias(_ESCAPED),
+                )
+            )
+            present = set(texts.collect_schema().names())
+            texts = texts.with_columns(
+                m for m in missing if m.meta.output_name() not in present
+            )
+            plans.append(finish(texts))
+        if len(plans) == 1:
+            return plans[0].collect()
+        return pl.concat(pl.collect_all(plans))
+
+    def _typed(
+        self, lines: pl.Series, exprs: Sequence[pl.Expr], flag: pl.Expr | None
+    ) -> _Typed:
+        """``exprs`` (and the failure ``flag``) over the captured texts of
+        every line, fused with the match; then the few lines the fast regex
+        refused or that hold escapes are done again apart and put back."""
+        names = [e.meta.output_name() for e in exprs]
+        keep = [*names, _ESCAPED, pl.col(self.marker).is_not_null().alias(_HIT)]
+        if flag is not None:
+            keep.append(pl.col(_FAILED))
+
+        def finish(texts: pl.LazyFrame) -> pl.LazyFrame:
+            typed = texts.with_columns(exprs)
+            if flag is not None:
+                typed = typed.with_columns(flag.alias(_FAILED))
+            return typed.select(keep)
+
+        frame = self._chunks(lines, finish)
+        redo = ~frame.get_column(_HIT)
+        if self._unescape is not None and self._text_columns:
+            redo = redo | frame.get_column(_ESCAPED)
+        failed: dict[int, str] = {}
+        if redo.any():
+            frame, failed = self._redo(frame, lines, redo.arg_true(), finish)
+        if flag is not None:
+            flagged = frame.get_column(_FAILED).fill_null(False)
+            if flagged.any():
+                rows = [r for r in flagged.arg_true().to_list() if r not in failed]
+                reasons = self._conversion_reasons(lines, rows)
+                failed.update(zip(rows, reasons, strict=True))
+        return _Typed(frame, failed)
+
+    def _redo(
+        self,
+        frame: pl.DataFrame,
+        lines: pl.Series,
+        rows: pl.Series,
+        finish: Callable[[pl.LazyFrame], pl.LazyFrame],
+    ) -> tuple[pl.DataFrame, dict[int, str]]:
+        """Redo the lines at ``rows`` through :meth:`texts` and put their
+        typed values back in place."""
+        texts, failed_here = self.texts(lines.gather(rows))
+        redone = finish(texts.lazy()).collect()
+        index = rows.to_list()
+        failed = {index[i]: reason for i, reason in failed_here.items()}
+        ok = pl.Series([i not in failed_here for i in range(len(index))])
+        positions = rows.filter(ok)
+        redone = redone.filter(ok)
+        # A new frame of single-chunk columns: ``with_columns`` would first
+        # rechunk the untouched ones to match.
+        frame = pl.DataFrame(
+            [
+                frame.get_column(name).scatter(positions, redone.get_column(name))
+                for name in frame.columns
+            ]
+        )
+        logger.debug("redone apart: %d lines, %d rejected", len(index), len(failed))
+        return frame, failed
+
+    # -- the slow road -------------------------------------------------
+
+    def texts(self, lines: pl.Series) -> tuple[pl.DataFrame, dict[int, str]]:
+        """Captured texts of ``lines``, unescaped, and the reason for each
+        line nothing matched (by index). For a few lines at a time."""
+        table = self._chunks(lines, lambda texts: texts)
         unmatched = table.get_column(self.marker).is_null()
         failed: dict[int, str] = {}
         if unmatched.any():
             table, failed = self._fallback(table, lines, unmatched.arg_true())
-        table = self._unescape_table(table, lines)
-        return _Matched(table, rows, failed, skipped, lines)
-
-    def _extract(self, lines: pl.Series) -> pl.DataFrame:
-        frame = lines.alias("line").to_frame()
-        threads = pl.thread_pool_size()
-        chunks = max(1, min(threads, lines.len() // MIN_CHUNK_LINES))
-        step = -(-lines.len() // chunks) if lines.len() else 0
-        plans = [
-            frame.slice(start, step)
-            .lazy()
-            .select(pl.col("line").str.extract_groups(self.fast_regex).struct.unnest())
-            for start in range(0, max(lines.len(), 1), max(step, 1))
-        ]
-        table = pl.concat(pl.collect_all(plans)) if len(plans) > 1 else plans[0].collect()
-        missing = [c for c in self._columns if c not in table.columns]
-        if missing:
-            table = table.with_columns(pl.lit(None, pl.String).alias(c) for c in missing)
-        return table
+        return self._unescape_table(table), failed
 
     def _fallback(
         self, table: pl.DataFrame, lines: pl.Series, rows: pl.Series
@@ -556,15 +666,13 @@ class FormatParser(Parser):
             for name, values in updates.items()
         )
         if self.marker == _MARKER:
-            table = table.with_columns(
-                table.get_column(_MARKER).scatter(index, "")
-            )
+            table = table.with_columns(table.get_column(_MARKER).scatter(index, ""))
         return table, failed
 
-    def _unescape_table(self, table: pl.DataFrame, lines: pl.Series) -> pl.DataFrame:
+    def _unescape_table(self, table: pl.DataFrame) -> pl.DataFrame:
         if self._unescape is None or not self._text_columns:
             return table
-        escaped = lines.str.contains("\\", literal=True)
+        escaped = table.get_column(_ESCAPED)
         if not escaped.any():
             return table
         index = escaped.arg_true()
@@ -574,7 +682,9 @@ class FormatParser(Parser):
             values = table.get_column(column).gather(index).to_list()
             fixed = [None if v is None else unescape(v) for v in values]
             updates.append(
-                table.get_column(column).scatter(index, pl.Series(fixed, dtype=pl.String))
+                table.get_column(column).scatter(
+                    index, pl.Series(fixed, dtype=pl.String)
+                )
             )
         return table.with_columns(updates)
 
@@ -629,8 +739,9 @@ class FormatParser(Parser):
             if matched > 0:
                 by_prefix.setdefault(matched, []).append(j)
         for matched, members in by_prefix.items():
-            fragments = self.lenient_fragments[: matched - 1] + [
-                self.strict_fragments[matched - 1]
+            fragments = [
+                *self.lenient_fragments[: matched - 1],
+                self.strict_fragments[matched - 1],
             ]
             ends = _match_ends(lines, members, fragments)
             for j, stop in zip(members, ends, strict=True):
@@ -639,7 +750,11 @@ class FormatParser(Parser):
 
     def _reason_at(self, index: int, line: str, position: int) -> str:
         part = self.parts[index]
-        got = "end of line" if position >= len(line) else _quote(F.snippet(line[position:]))
+        got = (
+            "end of line"
+            if position >= len(line)
+            else _quote(F.snippet(line[position:]))
+        )
         if isinstance(part, F.Field):
             return (
                 f"{part.spec.key}: expected {part.spec.kind.expected} at char "
@@ -666,23 +781,34 @@ class FormatParser(Parser):
                 return part.token
         return "the start"
 
-    def _conversion_reason(self, matched: _Matched, row: int) -> str:
-        line: str = matched.lines[row]
+    def _conversion_reasons(self, lines: pl.Series, rows: Sequence[int]) -> list[str]:
+        """Why each of these matched lines has a value that did not convert."""
+        if not rows:
+            return []
+        subset = lines.gather(pl.Series(list(rows), dtype=pl.UInt32))
+        table, _ = self.texts(subset)
+        return [
+            self._conversion_reason(line, values)
+            for line, values in zip(
+                subset.to_list(), table.iter_rows(named=True), strict=True
+            )
+        ]
+
+    def _conversion_reason(self, line: str, values: Mapping[str, Any]) -> str:
         for check in self.plan.checks:
             fld = check.field
-            value = matched.table.get_column(fld.group)[row]
+            value = values.get(fld.group)
             if value is None or value == "-":
                 continue
             probe = pl.DataFrame({fld.group: [value]}, schema={fld.group: pl.String})
-            if probe.select(check.failed).item():
+            if probe.select(check.probe).item():
                 where = self._position_of(line, fld)
                 return (
                     f"{fld.spec.key}: invalid {fld.spec.kind.name} at char {where}, "
                     f"got {_quote(value)}"
                 )
         for members, _ in self.plan.time_checks:
-            values = [matched.table.get_column(f.group)[row] for f in members]
-            present = [v for v in values if v is not None]
+            present = [values[f.group] for f in members if values.get(f.group)]
             if present:
                 where = self._position_of(line, members[0])
                 text = " ".join(present)
@@ -706,16 +832,18 @@ class FormatParser(Parser):
     # -- output --------------------------------------------------------
 
     def _events(
-        self, batch: LineBatch, matched: _Matched, typed: pl.DataFrame
+        self, batch: LineBatch, prepared: _Lines, typed: pl.DataFrame
     ) -> pl.DataFrame:
         plan = self.plan
         offsets = batch.offsets
-        if matched.rows is not None:
-            offsets = offsets.gather(matched.rows)
+        if prepared.rows is not None:
+            offsets = offsets.gather(prepared.rows)
         keys = [key for key, _ in plan.extra]
-        extra = F.build_extra(
-            keys, [typed.get_column(f"__extra{i}") for i in range(len(keys))]
-        ) if keys else pl.repeat([], typed.height, dtype=EXTRA_TYPE, eager=True)
+        if keys:
+            values = [typed.get_column(f"__extra{i}") for i in range(len(keys))]
+            extra = F.build_extra(keys, values)
+        else:
+            extra = pl.repeat([], typed.height, dtype=EXTRA_TYPE, eager=True)
         columns: list[pl.Expr | pl.Series] = []
         for name, dtype in EVENT_SCHEMA.items():
             if name in plan.columns:
@@ -732,13 +860,13 @@ class FormatParser(Parser):
         return conform_events(typed.select(columns))
 
     def _rejects(
-        self, batch: LineBatch, matched: _Matched, failed: Mapping[int, str]
+        self, batch: LineBatch, prepared: _Lines, failed: Mapping[int, str]
     ) -> pl.DataFrame:
         if not failed:
             return empty_rejects()
         rows = sorted(failed)
         return F.build_rejects(
-            batch, [matched.batch_row(r) for r in rows], [failed[r] for r in rows]
+            batch, prepared.batch_rows(rows), [failed[r] for r in rows]
         )
 
 
@@ -769,7 +897,7 @@ def _match_ends(
     )
     return [
         int(stop) if hit else None
-        for hit, stop in zip(frame["hit"].to_list(), frame["end"].to_list(), strict=True)
+        for hit, stop in zip(
+            frame["hit"].to_list(), frame["end"].to_list(), strict=True
+        )
     ]
-
-

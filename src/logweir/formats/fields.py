@@ -30,7 +30,6 @@ and :func:`build_rejects` (the rejects batch).
 
 from __future__ import annotations
 
-import codecs
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -328,8 +327,11 @@ class RequestParts:
 
 
 def _is_method(token: str) -> bool:
-    return bool(token) and token[0].isascii() and token[0].isalpha() and all(
-        c.isascii() and (c.isalnum() or c in "_-") for c in token
+    return (
+        bool(token)
+        and token[0].isascii()
+        and token[0].isalpha()
+        and all(c.isascii() and (c.isalnum() or c in "_-") for c in token)
     )
 
 
@@ -405,7 +407,7 @@ def request_columns(line: pl.Expr) -> dict[str, pl.Expr]:
     }
 
 
-_TOKEN = "[^ \"?]"
+_TOKEN = '[^ "?]'
 
 
 def _request_fast(group: str, stop: Stop) -> str:
@@ -486,8 +488,15 @@ def _target_convert(texts: Mapping[str, pl.Expr]) -> Outputs:
 
 
 #: A request target with its query (Nginx ``$request_uri``).
-TARGET = Kind("request target", "a URI", _text_fast, _text_lenient, _target_convert,
-              pl.String(), text=True)
+TARGET = Kind(
+    "request target",
+    "a URI",
+    _text_fast,
+    _text_lenient,
+    _target_convert,
+    pl.String(),
+    text=True,
+)
 
 
 def _query_fast(group: str, stop: Stop) -> str:
@@ -519,9 +528,7 @@ QUERY = Kind(
 
 # -------------------------------------------------------------------- times
 
-_CLF_BODY = (
-    "[0-9]{2}/[A-Za-z]{3}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+\\-][0-9]{4}"
-)
+_CLF_BODY = "[0-9]{2}/[A-Za-z]{3}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+\\-][0-9]{4}"
 CLF_LAYOUT = "dd/Mon/yyyy:HH:MM:SS +zzzz"
 
 
@@ -542,8 +549,13 @@ def _clf(bracketed: bool) -> Kind:
         return _datetime_outputs(value)
 
     expected = f"[{CLF_LAYOUT}]" if bracketed else CLF_LAYOUT
-    return Kind("time", expected, *fixed(f"-|{pattern}"), convert=convert,
-                dtype=pl.Datetime("us", "UTC"))
+    return Kind(
+        "time",
+        expected,
+        *fixed(f"-|{pattern}"),
+        convert=convert,
+        dtype=pl.Datetime("us", "UTC"),
+    )
 
 
 #: Apache ``%t``: ``[10/Oct/2000:13:55:36 -0700]``.
@@ -554,9 +566,11 @@ CLF_TIME_BARE = _clf(bracketed=False)
 
 def _iso_convert(texts: Mapping[str, pl.Expr]) -> Outputs:
     text = not_dash(_main(texts))
-    text = pl.when(text.str.ends_with("Z")).then(
-        text.str.strip_suffix("Z") + "+00:00"
-    ).otherwise(text)
+    text = (
+        pl.when(text.str.ends_with("Z"))
+        .then(text.str.strip_suffix("Z") + "+00:00")
+        .otherwise(text)
+    )
     value = text.str.strptime(
         pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%z", strict=False
     )
@@ -584,8 +598,9 @@ def epoch_kind(unit_us: int, expected: str) -> Kind:
         when = (value * unit_us).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
         return {"": value, "time:datetime": when}
 
-    return Kind("epoch time", expected, *fixed("-|[0-9]+"), convert=convert,
-                dtype=pl.Int64())
+    return Kind(
+        "epoch time", expected, *fixed("-|[0-9]+"), convert=convert, dtype=pl.Int64()
+    )
 
 
 def _decimal_epoch_convert(texts: Mapping[str, pl.Expr]) -> Outputs:
@@ -622,8 +637,13 @@ def fraction_kind(digits: int) -> Kind:
         value = _int(not_dash(_main(texts)))
         return {"": value, "time:frac_us": value * scale}
 
-    return Kind("fraction", f"{digits} digits", *fixed(f"-|[0-9]{{{digits}}}"),
-                convert=convert, dtype=pl.Int64())
+    return Kind(
+        "fraction",
+        f"{digits} digits",
+        *fixed(f"-|[0-9]{{{digits}}}"),
+        convert=convert,
+        dtype=pl.Int64(),
+    )
 
 
 def time_part_kind(
@@ -644,8 +664,13 @@ def time_part_kind(
         value = to_value(not_dash(_main(texts)))
         return {"": value, f"time:{part}": value} if part else {"": value}
 
-    return Kind(f"time ({expected})", expected, *fixed(pattern), convert=convert,
-                dtype=dtype or pl.Int64())
+    return Kind(
+        f"time ({expected})",
+        expected,
+        *fixed(pattern),
+        convert=convert,
+        dtype=dtype or pl.Int64(),
+    )
 
 
 # --------------------------------------------------------------------- specs
@@ -775,15 +800,32 @@ def _decode_bytes(data: bytes) -> str:
 
 
 def unescape_json(text: str) -> str:
-    """Undo Nginx ``escape=json`` (JSON string escapes)."""
+    """Undo Nginx ``escape=json`` (JSON string escapes).
+
+    A backslash that starts no valid escape is kept as it is.
+    """
     try:
-        value = json.loads(f'"{text}"')
+        return str(json.loads(f'"{text}"'))
     except ValueError:
-        # Not valid JSON escaping after all (say, a lone backslash): fall
-        # back to the escapes we can read, keeping the rest.
-        return codecs.decode(text.encode("utf-8", "surrogatepass"),
-                             "unicode_escape", errors="replace")
-    return str(value)
+        pass
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        char, nxt = text[i], text[i + 1 : i + 2]
+        code = text[i + 2 : i + 6]
+        if char == "\\" and nxt == "u" and _is_hex(code[:2]) and _is_hex(code[2:]):
+            out.append(chr(int(code, 16)))
+            i += 6
+        elif char == "\\" and nxt and nxt in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[nxt])
+            i += 2
+        elif char == "\\" and nxt == "/":
+            out.append("/")
+            i += 2
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
 
 
 UNESCAPERS: dict[Escape, Callable[[str], str] | None] = {

@@ -52,10 +52,15 @@ class LogfmtParser(Parser):
         ctx = TimeContext.current(self.options.timezone, self.options.reference_year)
         lines = prepared.frame.with_columns(
             pl.col("line").str.extract_all(_PAIR).alias("pairs"),
-            pl.col("line").str.replace_all(_PAIR, "").str.strip_chars().alias("left"),
         )
+        # The pairs cover the line when no other visible character is left:
+        # count the visible characters of both (cheaper than a second pass
+        # of the pair regex).
+        covered = pl.col("pairs").list.join("").str.count_matches(r"\S") == pl.col(
+            "line"
+        ).str.count_matches(r"\S")
         good = (
-            pl.col("left").eq("")
+            covered
             & pl.col("pairs")
             .list.eval(pl.element().str.contains("=", literal=True))
             .list.any()
@@ -79,22 +84,37 @@ class LogfmtParser(Parser):
 
 def _pairs_to_fields(lines: pl.DataFrame) -> pl.DataFrame:
     """One string column per key, one row per line of ``lines``."""
-    pairs = (
-        lines.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("␟row"), "pairs")
-        .explode("pairs")
-        .with_columns(pl.col("pairs").str.extract_groups(_SPLIT).alias("kv"))
-        .unnest("kv")
-    )
+    pairs = lines.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("␟row"), "pairs"
+    ).explode("pairs")
+    if pairs.height == 0:
+        return pl.DataFrame()
+    # Most keys are bare words: split them at the first "="; only quoted
+    # keys (rare) need the regex, on just those pairs.
+    plain = pairs.get_column("pairs").str.splitn("=", 2).struct.unnest()
     pairs = pairs.with_columns(
-        _unquote(pl.col("key")).alias("key"),
-        pl.when(pl.col("eq") == "")
+        plain.get_column("field_0").alias("raw_key"),
+        plain.get_column("field_1").alias("raw_value"),
+    )
+    quoted_key = pairs.get_column("pairs").str.starts_with('"').fill_null(False)
+    if quoted_key.any():
+        index = quoted_key.arg_true()
+        split = pairs.get_column("pairs").gather(index).str.extract_groups(_SPLIT)
+        parts = split.struct.unnest().with_columns(
+            pl.when(pl.col("eq") == "=").then(pl.col("value")).alias("value")
+        )
+        pairs = pairs.with_columns(
+            pairs.get_column("raw_key").scatter(index, parts.get_column("key")),
+            pairs.get_column("raw_value").scatter(index, parts.get_column("value")),
+        )
+    pairs = pairs.with_columns(
+        _unquote(pl.col("raw_key")).alias("key"),
+        pl.when(pl.col("raw_value").is_null())
         .then(pl.lit("true"))
-        .otherwise(_unquote(pl.col("value")))
+        .otherwise(_unquote(pl.col("raw_value")))
         .alias("value"),
     )
     pairs = _unescape(pairs)
-    if pairs.height == 0:
-        return pl.DataFrame()
     wide = pairs.pivot(
         on="key", index="␟row", values="value", aggregate_function="first"
     )
@@ -118,9 +138,9 @@ def _unquote(text: pl.Expr) -> pl.Expr:
 
 
 def _unescape(pairs: pl.DataFrame) -> pl.DataFrame:
-    """Resolve backslash escapes inside quoted keys and values (rare: per value)."""
+    """Resolve backslash escapes in quoted keys and values (rare: per value)."""
     for name in ("key", "value"):
-        raw = pl.col("pairs").str.extract(_SPLIT_GROUP[name], 1)
+        raw = pl.col(f"raw_{name}")
         needs = raw.str.starts_with('"') & raw.str.contains("\\", literal=True)
         index = pairs.select(needs.fill_null(False)).to_series().arg_true()
         if index.len():
@@ -132,12 +152,6 @@ def _unescape(pairs: pl.DataFrame) -> pl.DataFrame:
                 pairs.get_column(name).scatter(index, pl.Series(fixed, dtype=pl.String))
             )
     return pairs
-
-
-_SPLIT_GROUP = {
-    "key": rf'^({_QUOTED}|[^\s="]+)',
-    "value": rf'^(?:{_QUOTED}|[^\s="]+)=(.*)$',
-}
 
 
 def _diagnose(line: str) -> str:

@@ -99,7 +99,9 @@ VARIABLES: dict[str, F.FieldSpec] = {
     "upstream_cache_status": S("upstream_cache_status", F.TEXT),
 }
 
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_NAME_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+)
 _ESCAPES: Mapping[str, F.Escape] = {
     "default": "backslash",
     "json": "json",
@@ -127,7 +129,8 @@ def _read_variable(fmt: str, start: int) -> tuple[str, int]:
         bad = fmt[start : max(end, start + 2)]
         raise FormatError(
             f"invalid variable {bad!r} at char {start} of log_format {fmt!r}",
-            format=fmt, position=start,
+            format=fmt,
+            position=start,
         )
     return name, end
 
@@ -198,8 +201,11 @@ def _quoted(text: str, start: int) -> tuple[str, int]:
             out.append(text[i])
             i += 1
     if i >= len(text):
-        raise FormatError(f"unterminated {quote} quote at char {start} of {text!r}",
-                          format=text, position=start)
+        raise FormatError(
+            f"unterminated {quote} quote at char {start} of {text!r}",
+            format=text,
+            position=start,
+        )
     return "".join(out), i + 1
 
 
@@ -220,7 +226,9 @@ def log_format_from_config(text: str) -> tuple[str, str | None, str]:
     return "".join(words), name, escape
 
 
-def compile_nginx(fmt: str, options: ParseOptions, escape: str = "default") -> FormatParser:
+def compile_nginx(
+    fmt: str, options: ParseOptions, escape: str = "default"
+) -> FormatParser:
     """Compile an Nginx ``log_format`` string, or a whole ``log_format``
     directive. ``escape`` applies to a bare string (a directive says its own).
 
@@ -235,14 +243,19 @@ def compile_nginx(fmt: str, options: ParseOptions, escape: str = "default") -> F
         # quotes are left alone: formats often start and end with them.
         text = "".join(config_words(text))
     if escape not in _ESCAPES:
-        raise FormatError(f"unknown escape {escape!r}: use default, json or none",
-                          format=fmt)
+        raise FormatError(
+            f"unknown escape {escape!r}: use default, json or none", format=fmt
+        )
     if not text:
         raise FormatError("empty log_format", format=fmt)
     parts = compile_parts(text)
     label = KNOWN_FORMATS.get(text) or (f"nginx:{name}" if name else "nginx")
     return FormatParser(
-        label, text, parts, options, escape=_ESCAPES[escape],
+        label,
+        text,
+        parts,
+        options,
+        escape=_ESCAPES[escape],
         recipe=(compile_nginx, (fmt, options, escape)),
     )
 

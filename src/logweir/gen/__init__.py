@@ -29,7 +29,12 @@ from logweir.gen.incidents import (
     parse_duration,
     parse_incident,
 )
-from logweir.gen.render import COMBINED_DURATION_LOGFORMAT, FORMATS, MALFORMED_KINDS
+from logweir.gen.render import (
+    COMBINED_DURATION_LOGFORMAT,
+    FORMATS,
+    FORMATS_WITH_DURATION,
+    MALFORMED_KINDS,
+)
 
 __all__ = [
     "BLOCK_LINES",
@@ -41,6 +46,7 @@ __all__ = [
     "DEFAULT_RATE_PER_S",
     "DEFAULT_START",
     "FORMATS",
+    "FORMATS_WITH_DURATION",
     "INCIDENT_KINDS",
     "MALFORMED_KINDS",
     "GenResult",

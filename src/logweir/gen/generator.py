@@ -260,12 +260,15 @@ class _Plan:
             for incident in incidents
             if incident.kind == "scanner"
         )
-        if fmt == "combined" and any(i.kind == "latency" for i in incidents):
+        if fmt not in render.FORMATS_WITH_DURATION and any(
+            i.kind == "latency" for i in incidents
+        ):
             # Labelled unobservable; the command line warns when it was asked
             # for explicitly.
             logger.info(
-                "a latency incident cannot be seen in format combined, which has no "
-                "response time; use combined-duration, nginx-json or syslog"
+                "a latency incident cannot be seen in format %s: use %s",
+                fmt,
+                " or ".join(render.FORMATS_WITH_DURATION),
             )
         return cls(
             lines=lines,
@@ -358,9 +361,8 @@ class _Plan:
                     end=self.start + timedelta(seconds=incident.end_s),
                     magnitude=incident.strength,
                     client_ip=client,
-                    observable=not (
-                        incident.kind == "latency" and self.fmt == "combined"
-                    ),
+                    observable=incident.kind != "latency"
+                    or self.fmt in render.FORMATS_WITH_DURATION,
                 )
             )
         return tuple(labels)

@@ -19,6 +19,8 @@ Formats:
     structured data (``[http@32473 client_ip=… duration_ms=…]``), a short
     message, severity by status class; and 2 % of lines from other
     programs (sshd, CRON, systemd, the kernel), as a real syslog holds.
+    The syslog preset keeps structured data in ``extra``, so a ``latency``
+    incident is not seen in ``duration_ms`` either.
 
 Malformed lines (see :data:`MALFORMED_KINDS`) replace ordinary ones.
 """
@@ -36,6 +38,11 @@ from logweir.gen import vocab
 from logweir.gen.traffic import PROTOCOLS, Requests
 
 FORMATS = ("combined", "combined-duration", "nginx-json", "syslog")
+
+#: Formats whose response time logweir's presets read into ``duration_ms``.
+#: (``syslog`` carries it too, as structured data, which the syslog preset
+#: keeps in ``extra``.)
+FORMATS_WITH_DURATION = ("combined-duration", "nginx-json")
 
 COMBINED_DURATION_LOGFORMAT = (
     '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D'

@@ -165,18 +165,16 @@ def _detect(inp: InputFile, options: ParseOptions) -> FormatChoice:
     lines = sample_lines(inp)
     if not lines:
         return FormatChoice(spec="combined", name="combined", detected=True)
-    detection = detect_format(lines, options)
-    if detection is None or not detection.matched:
-        raise FormatError(
-            f"cannot detect the format of {inp.path!r}: no known format fits its "
-            "first lines; give one with --format"
-        )
+    detection = detect_format(lines, options, source=inp.path)
+    if detection.name is None:
+        why = " ".join(detection.explanation.split())
+        raise FormatError(f"cannot detect the format of {inp.path!r}: {why}")
     return FormatChoice(
-        spec=detection.spec,
+        spec=detection.name,
         name=detection.name,
         detected=True,
-        matched=detection.matched,
-        sample_lines=detection.sample_lines,
+        matched=round(detection.match_rate * detection.sampled),
+        sample_lines=detection.sampled,
     )
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from logweir.errors import SourceError
-from logweir.sources.inputs import InputFile
+from logweir.sources.inputs import InputFile, os_error_message
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def _chunk_starts(inp: InputFile, size: int, chunk_bytes: int) -> list[tuple[int
                 lines_before += int(np.count_nonzero(block == _NEWLINE))
                 position += block.size
     except OSError as error:
-        raise SourceError(f"cannot read {inp.path!r}: {error.strerror}") from error
+        raise SourceError(os_error_message(inp.path, error)) from error
     return starts
 
 

@@ -12,7 +12,8 @@ Rules, in the order they apply to each argument:
 * An existing path is taken as it is, even when its name holds ``*``.
 * A path with ``*``, ``?`` or ``[`` is a glob (``**`` spans directories);
   hidden names are not matched, as in the shell. No match is an error.
-* A directory is walked recursively in name order. Hidden entries (a name
+* A directory is walked recursively in name order, following links to
+  files but not to directories (no loops). Hidden entries (a name
   starting with ``.``) are skipped, and so are files whose first bytes show
   a binary format that is never a log (Parquet, ZIP, SQLite, DuckDB, ELF,
   PDF, PNG, JPEG), so that pointing logweir at a folder that also holds its
@@ -21,7 +22,7 @@ Rules, in the order they apply to each argument:
 * A FIFO or character device (``/dev/stdin``, a named pipe) is read as a
   stream, like ``-``.
 
-The same file named twice (by two globs, say) is read once.
+The same file named twice (by two globs, say) is read once, and so is ``-``.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def expand_inputs(paths: Sequence[str]) -> list[InputFile]:
     seen: set[str] = set()
     for given in paths:
         for inp in _expand_one(given):
-            if inp.path == STDIN or inp.path not in seen:
+            if inp.path not in seen:
                 seen.add(inp.path)
                 found.append(inp)
     return found
@@ -167,7 +168,7 @@ def _expand_one(given: str) -> Iterator[InputFile]:
     try:
         info = os.stat(given)
     except OSError as error:
-        raise SourceError(_why(given, error)) from error
+        raise SourceError(os_error_message(given, error)) from error
     if stat.S_ISDIR(info.st_mode):
         yield from _expand_directory(given)
     else:
@@ -203,7 +204,7 @@ def _walk(root: str) -> Iterator[str]:
     """Non-hidden regular files under ``root``, depth first, in name order."""
 
     def fail(error: OSError) -> None:
-        raise SourceError(_why(error.filename or root, error)) from error
+        raise SourceError(os_error_message(error.filename or root, error)) from error
 
     for directory, subdirs, files in os.walk(root, onerror=fail):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
@@ -244,7 +245,7 @@ def _describe(given: str) -> tuple[InputFile, bytes]:
         with open(path, "rb") as handle:
             head = handle.read(HEAD_BYTES)
     except OSError as error:
-        raise SourceError(_why(given, error)) from error
+        raise SourceError(os_error_message(given, error)) from error
     inp = InputFile(
         path=path,
         compression=sniff_compression(head),
@@ -280,7 +281,7 @@ def _fingerprint(path: str, head: bytes) -> str:
     return digest.hexdigest()
 
 
-def _why(given: str, error: OSError) -> str:
+def os_error_message(given: str, error: OSError) -> str:
     """One line: which input and what the system said, in plain words."""
     reasons = {
         errno.ENOENT: "no such file or directory",

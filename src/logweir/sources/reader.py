@@ -2,9 +2,9 @@
 
 This is the hot path of every run, so a block is handled whole: numpy finds
 its newlines, Arrow wraps its bytes as one string array without copying them
-line by line, and Polars drops the newline of every line at once. Only a
-block holding bytes that are not UTF-8 takes a slower road: it is decoded
-with U+FFFD replacing the bad bytes, while offsets still count raw bytes.
+line by line, and Polars drops the newline of every line at once. Lines
+holding bytes that are not UTF-8 take a slower road, one by one: each bad
+sequence becomes U+FFFD, while offsets still count raw bytes.
 
 :class:`LineSplitter` keeps the state between blocks (the partial last
 line, the offset and the line number reached), so one splitter serves a
@@ -34,7 +34,12 @@ import zstandard
 from logweir.errors import SourceError
 from logweir.schema import LineBatch
 from logweir.sources.chunks import Chunk
-from logweir.sources.inputs import STDIN, Compression, sniff_compression
+from logweir.sources.inputs import (
+    STDIN,
+    Compression,
+    os_error_message,
+    sniff_compression,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -300,7 +305,7 @@ def read_chunk(
                 return
             yield from _read_range(raw, chunk, batch_bytes, max_line_bytes)
     except OSError as error:
-        raise SourceError(f"cannot read {inp.path!r}: {error.strerror}") from error
+        raise SourceError(os_error_message(inp.path, error)) from error
 
 
 def _read_range(
@@ -368,8 +373,8 @@ def read_stream(
     except (EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as error:
         raise SourceError(_corrupt(source, compression, splitter, error)) from error
     except OSError as error:
-        if compression is None:
-            raise  # an I/O error of the stream itself, not bad data
+        if compression is None:  # an I/O error of the stream, not bad data
+            raise SourceError(os_error_message(source, error)) from error
         raise SourceError(_corrupt(source, compression, splitter, error)) from error
     last = splitter.finish()
     if last is not None:

@@ -24,7 +24,7 @@ from logweir.schema import WINDOW_SCHEMA
 from logweir.windows import distinct, topk
 from logweir.windows.batch import KINDS, STATUS_COLUMNS
 from logweir.windows.dimensions import ALL, STATUS_CLASSES
-from logweir.windows.quantiles import quantiles
+from logweir.windows.quantiles import QUANTILES, quantiles
 from logweir.windows.state import GroupKey, PaneState
 
 _US = 1_000_000
@@ -145,26 +145,33 @@ def _small_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
 
 
 def _quantile_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
-    per_pane = (
+    """Percentiles per window and group, from every (cell, bucket) row of
+    the window's panes (see :func:`quantiles`)."""
+    groups = plan.groups.height
+    rows = (
         _per_pane(state.tables["hist"].frame(), plan)
-        .group_by("pid", "gid", "bucket")
-        .agg(pl.col("count").sum())
-    )
-    per_window = (
-        per_pane.join(plan.spans.lazy(), on="pid")
+        .join(plan.spans.lazy(), on="pid")
         .select(
-            _pack(pl.col("wid"), pl.col("gid"), pl.lit(0)).alias("group"),
+            (pl.col("wid").cast(pl.Int64) * groups + pl.col("gid")).alias("index"),
             "bucket",
             "count",
         )
         .collect()
     )
-    found = quantiles(per_window)
-    return found.select(
-        (pl.col("group") // (_GROUP_SPAN * _KIND_SPAN)).cast(pl.UInt32).alias("wid"),
-        (pl.col("group") // _KIND_SPAN % _GROUP_SPAN).cast(pl.UInt32).alias("gid"),
-        pl.exclude("group"),
+    found = quantiles(
+        rows.get_column("index").to_numpy(),
+        rows.get_column("bucket").to_numpy(),
+        rows.get_column("count").to_numpy(),
+        plan.windows.height * groups,
     )
+    index = pl.int_range(plan.windows.height * groups, dtype=pl.Int64, eager=True)
+    return pl.DataFrame(
+        {
+            "wid": (index // groups).cast(pl.UInt32),
+            "gid": (index % groups).cast(pl.UInt32),
+            **{name: pl.Series(values).fill_nan(None) for name, values in found.items()},
+        }
+    ).drop_nulls(QUANTILES[0][0])
 
 
 def _top_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
@@ -181,7 +188,7 @@ def _top_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
     exact = per_pane.join(single, on="pid").with_columns(
         group=_pack(pl.col("wid"), pl.col("gid"), pl.col("kind"))
     )
-    cut = topk.truncate(per_pane, ["group"], state.config.top_capacity)
+    cut = topk.truncate(per_pane, "group", state.config.top_capacity)
     summed = (
         cut.lazy()
         .join(multi.lazy(), on="pid")

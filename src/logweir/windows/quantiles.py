@@ -40,7 +40,6 @@ MIN_MS = 0.001
 #: The bucket of durations below :data:`MIN_MS`; sorts before all others.
 ZERO_BUCKET = -32768
 _MAX_BUCKET = 32767
-_BUCKET_SPAN = 1 << 16
 
 #: Reported percentiles as (column, parts per ten thousand). Integer parts
 #: keep ``ceil(q * n)`` exact (0.95 * 100 is 95.00000000000001 in floats).
@@ -66,46 +65,75 @@ def bucket_expr(duration: pl.Expr) -> pl.Expr:
     )
 
 
-def bucket_value(bucket: pl.Expr) -> pl.Expr:
-    """The value reported for a bucket (Float64 milliseconds)."""
-    value = 2.0 * (bucket.cast(pl.Float64) * _LOG_GAMMA).exp() / (GAMMA + 1.0)
-    return pl.when(bucket == ZERO_BUCKET).then(0.0).otherwise(value)
+def quantiles(
+    group: np.ndarray, bucket: np.ndarray, count: np.ndarray, groups: int
+) -> dict[str, np.ndarray]:
+    """Percentiles for ``groups`` groups from rows (group, bucket, count).
 
+    ``group`` holds indexes below ``groups``; a (group, bucket) pair may
+    appear in many rows (several panes or cells). Returns, per percentile
+    column, a Float64 array of length ``groups`` (NaN where a group has no
+    duration).
 
-def quantiles(hist: pl.DataFrame) -> pl.DataFrame:
-    """Percentile columns per ``group`` from rows ``(group, bucket, count)``.
-
-    ``group`` is a UInt64 below 2**48; a (group, bucket) pair may appear in
-    several rows (from several panes), which are summed. The percentiles
-    are found for all groups at once: one sort, one running sum, and a
-    binary search per percentile for each group's target rank.
+    Counts go into a dense groups × buckets matrix (``np.bincount``), which
+    is then summed along the buckets and searched for each target rank: a
+    few vectorized passes, no sort and no hash table. The matrix is built
+    for at most :data:`DENSE_CELLS` cells at a time.
     """
-    if hist.is_empty():
-        schema: dict[str, pl.DataType] = {"group": pl.UInt64()}
-        schema.update({name: pl.Float64() for name, _ in QUANTILES})
-        return pl.DataFrame(schema=schema)
-    packed = pl.col("group") * _BUCKET_SPAN + (
-        pl.col("bucket").cast(pl.Int64) - ZERO_BUCKET
-    ).cast(pl.UInt64)
-    summed = (
-        hist.group_by(packed.alias("packed"))
-        .agg(pl.col("count").sum())
-        .sort("packed")
-    )
-    keys = summed.get_column("packed").to_numpy()
-    counts = summed.get_column("count").to_numpy()
-    running = np.cumsum(counts)
-    groups = keys // _BUCKET_SPAN
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    ends = np.r_[starts[1:], len(keys)]
-    before = running[starts] - counts[starts]
-    totals = running[ends - 1] - before
-    columns: dict[str, object] = {"group": groups[starts]}
+    result = {name: np.full(groups, np.nan) for name, _ in QUANTILES}
+    if len(group) == 0:
+        return result
+    bucket = bucket.astype(np.int64)
+    low = int(bucket.min())
+    span = int(bucket.max()) - low + 1
+    per_chunk = max(1, DENSE_CELLS // span)
+    chunk_of = group // per_chunk
+    chunks = int(chunk_of.max()) + 1
+    order = np.argsort(chunk_of, kind="stable") if chunks > 1 else None
+    bounds = np.searchsorted(chunk_of[order], np.arange(chunks + 1)) if chunks > 1 else None
+    for chunk in range(chunks):
+        if order is None or bounds is None:
+            rows = slice(None)
+        else:
+            rows = order[bounds[chunk] : bounds[chunk + 1]]
+        first = chunk * per_chunk
+        size = min(per_chunk, groups - first)
+        _dense_chunk(
+            result,
+            group[rows] - first,
+            bucket[rows] - low,
+            count[rows],
+            (first, size, span, low),
+        )
+    return result
+
+
+#: Cells of the dense groups × buckets matrix built at once (8 bytes each).
+DENSE_CELLS = 4_000_000
+
+
+def _dense_chunk(
+    result: dict[str, np.ndarray],
+    group: np.ndarray,
+    offset: np.ndarray,
+    count: np.ndarray,
+    shape: tuple[int, int, int, int],
+) -> None:
+    first, size, span, low = shape
+    if len(group) == 0:
+        return
+    matrix = np.bincount(
+        group.astype(np.int64) * span + offset, weights=count, minlength=size * span
+    ).reshape(size, span)
+    running = np.cumsum(matrix, axis=1)
+    totals = running[:, -1]
+    present = totals > 0
     for name, parts in QUANTILES:
-        rank = np.maximum((totals * parts + 9999) // 10000, 1)
-        index = np.searchsorted(running, before + rank, side="left")
-        columns[name] = (keys[index] % _BUCKET_SPAN).astype(np.int64) + ZERO_BUCKET
-    picked = pl.DataFrame(columns).cast({"group": pl.UInt64})
-    return picked.with_columns(
-        [bucket_value(pl.col(name)).alias(name) for name, _ in QUANTILES]
-    )
+        rank = np.maximum(np.floor((totals * parts + 9999) / 10000), 1)
+        index = (running >= rank[:, None]).argmax(axis=1) + low
+        values = np.where(index == ZERO_BUCKET, 0.0, _values(index))
+        result[name][first : first + size] = np.where(present, values, np.nan)
+
+
+def _values(bucket: np.ndarray) -> np.ndarray:
+    return 2.0 * np.exp(bucket * _LOG_GAMMA) / (GAMMA + 1.0)

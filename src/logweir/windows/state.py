@@ -130,7 +130,7 @@ def _reduce_items(rows: pl.DataFrame, capacity: int) -> pl.DataFrame:
     ).agg(pl.col("count").sum(), pl.col("row").first())
     picked = numbered.select(pl.exclude("row", "count"))[summed.get_column("row")]
     reduced = picked.with_columns(summed.get_column("count"))
-    return topk.truncate(reduced, ["group"], capacity)
+    return topk.truncate(reduced, "group", capacity)
 
 
 def _cut_heavy(rows: pl.DataFrame, capacity: int) -> pl.DataFrame:

@@ -1,0 +1,397 @@
+"""Parser throughput: per-line Python against logweir's vectorized parsers.
+
+Run::
+
+    .venv/bin/python benchmarks/benchmark_parser.py [--lines 1000000]
+        [--repeat 3] [--update-benchmarks-md]
+
+Generates (once, cached under ``$TMPDIR/logweir-bench``) N combined-format
+lines and N JSON lines, then times each approach in a fresh subprocess (so
+that each one's peak RSS is its own) and prints lines/s, MB/s and peak RSS.
+The best of ``--repeat`` runs is kept; machines here are shared and noisy.
+
+Approaches on combined lines:
+
+* ``re`` per line: one compiled regex per line, the request split with
+  ``str.split``, status and bytes to ``int``, the time with ``strptime``
+  (cached per distinct stamp, as logweir caches too): a complete parser.
+* ``split`` per line: ``str.split`` on quotes and spaces, same conversions.
+* logweir: ``compile_format("combined").parse(batch)``, the whole batch at
+  once, into the canonical schema (Polars, all cores).
+
+The ``re`` parser doubles as the reference: every canonical value logweir
+gives is compared with it on every line, so the figures are for an exact
+parse. On JSON lines: ``json.loads`` and ``orjson.loads`` per line, and
+logweir's ``JsonParser`` when it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from logweir.schema import EVENT_SCHEMA, LineBatch
+
+CACHE = Path(tempfile.gettempdir()) / "logweir-bench"
+ROOT = Path(__file__).resolve().parent.parent
+
+# ------------------------------------------------------------------ data
+
+
+def _pick(rng: np.random.Generator, choices: list[str], n: int) -> pl.Series:
+    return pl.Series(choices).gather(rng.integers(0, len(choices), n))
+
+
+def generate_combined(n: int, seed: int = 7) -> pl.Series:
+    """N combined lines, built column-wise (a few seconds for a million).
+
+    Sorted times over one day, 5,000 client addresses, real-looking paths,
+    agents and referers; 1% ``-`` byte counts, 0.5% ``"-"`` requests (both
+    common in real logs) and 0.1% requests with a space in the path (which
+    take the fallback path).
+    """
+    rng = np.random.default_rng(seed)
+    clients = [".".join(map(str, row)) for row in rng.integers(1, 255, (5000, 4))]
+    seconds = np.sort(1_700_000_000 + rng.integers(0, 86_400, n)) * 1_000_000
+    stamps = (
+        pl.Series(seconds)
+        .cast(pl.Datetime("us"))
+        .dt.strftime("%d/%b/%Y:%H:%M:%S +0000")
+    )
+    paths = [f"/api/v1/items/{i}" for i in range(2000)]
+    paths += [f"/static/img{i}.png?v={i % 7}" for i in range(500)]
+    paths += ["/", "/index.html", "/search?q=hello+world&page=2"]
+    agents = [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+        "curl/8.1.2",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    ]
+    frame = pl.DataFrame(
+        {
+            "ip": _pick(rng, clients, n),
+            "ts": stamps,
+            "method": _pick(rng, ["GET", "GET", "GET", "POST", "HEAD", "PUT"], n),
+            "path": _pick(rng, paths, n),
+            "status": _pick(rng, ["200", "200", "200", "304", "404", "500"], n),
+            "bytes": pl.Series(rng.integers(0, 100_000, n)).cast(pl.String),
+            "referer": _pick(rng, ["-", "https://example.com/", "https://a.b/?q=x"], n),
+            "agent": _pick(rng, agents, n),
+            "roll": rng.random(n),
+        }
+    )
+    request = pl.concat_str(["method", pl.lit(" "), "path", pl.lit(" HTTP/1.1")])
+    request = (
+        pl.when(pl.col("roll") < 0.005)
+        .then(pl.lit("-"))
+        .when(pl.col("roll") < 0.006)
+        .then(pl.concat_str(["method", pl.lit(" /odd path HTTP/1.1")]))
+        .otherwise(request)
+    )
+    size = pl.when(pl.col("roll") > 0.99).then(pl.lit("-")).otherwise("bytes")
+    return frame.select(
+        pl.concat_str(
+            [
+                "ip",
+                pl.lit(" - - ["),
+                "ts",
+                pl.lit('] "'),
+                request,
+                pl.lit('" '),
+                "status",
+                pl.lit(" "),
+                size,
+                pl.lit(' "'),
+                "referer",
+                pl.lit('" "'),
+                "agent",
+                pl.lit('"'),
+            ]
+        ).alias("line")
+    ).get_column("line")
+
+
+def generate_json(n: int, seed: int = 7) -> pl.Series:
+    """N JSON lines of access events, as a JSON-logging server writes them."""
+    rng = np.random.default_rng(seed)
+    seconds = np.sort(1_700_000_000 + rng.integers(0, 86_400, n)) * 1_000_000
+    frame = pl.DataFrame(
+        {
+            "@timestamp": pl.Series(seconds)
+            .cast(pl.Datetime("us"))
+            .dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "remote_addr": _pick(rng, [f"10.0.{i // 250}.{i % 250}" for i in range(5000)], n),
+            "method": _pick(rng, ["GET", "GET", "POST", "HEAD"], n),
+            "path": _pick(rng, [f"/api/v1/items/{i}" for i in range(2000)], n),
+            "status": pl.Series(rng.choice([200, 200, 200, 304, 404, 500], n)),
+            "bytes": pl.Series(rng.integers(0, 100_000, n)),
+            "duration_ms": pl.Series(rng.integers(1, 5000, n) / 10),
+            "user_agent": _pick(rng, ["curl/8.1.2", "Mozilla/5.0 (X11; Linux)"], n),
+        }
+    )
+    return frame.select(pl.struct(pl.all()).struct.json_encode().alias("line"))[
+        "line"
+    ]
+
+
+def dataset(kind: str, n: int) -> pl.Series:
+    path = CACHE / f"{kind}-{n}.parquet"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        lines = generate_combined(n) if kind == "combined" else generate_json(n)
+        lines.to_frame().write_parquet(path)
+    return pl.read_parquet(path).get_column("line")
+
+
+def as_batch(lines: pl.Series) -> LineBatch:
+    sizes = lines.str.len_bytes().cast(pl.UInt64) + 1
+    offsets = (sizes.cum_sum() - sizes).alias("offset")
+    numbers = pl.int_range(1, lines.len() + 1, dtype=pl.UInt64, eager=True)
+    return LineBatch("bench.log", lines, offsets, numbers.alias("line_number"))
+
+
+# ----------------------------------------------------- per-line parsers
+
+COMBINED_RE = re.compile(
+    r'^(\S+) (\S+) (\S+) \[([^\]]+)\] "(.*?)" (\d{3}) (\d+|-) "(.*?)" "(.*?)"$'
+)
+
+
+def _time(cache: dict[str, datetime], text: str) -> datetime:
+    when = cache.get(text)
+    if when is None:
+        when = datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z").astimezone(UTC)
+        cache[text] = when
+    return when
+
+
+def _request(line: str) -> tuple[str | None, ...]:
+    if line == "-":
+        return (None, None, None, None)
+    method, _, rest = line.partition(" ")
+    target, _, protocol = rest.rpartition(" ")
+    path, mark, query = target.partition("?")
+    return (method, path or None, query if mark else None, protocol)
+
+
+def per_line_re(lines: list[str]) -> list[tuple[Any, ...]]:
+    """The reference: a complete per-line parser with ``re``."""
+    times: dict[str, datetime] = {}
+    rows = []
+    for line in lines:
+        match = COMBINED_RE.match(line)
+        if match is None:
+            continue
+        ip, _, _, stamp, request, status, size, referer, agent = match.groups()
+        rows.append(
+            (
+                _time(times, stamp),
+                ip,
+                *_request(request),
+                int(status),
+                None if size == "-" else int(size),
+                None if referer == "-" else referer,
+                None if agent == "-" else agent,
+            )
+        )
+    return rows
+
+
+def per_line_split(lines: list[str]) -> list[tuple[Any, ...]]:
+    """The same with ``str.split`` (assumes no quote inside quoted fields)."""
+    times: dict[str, datetime] = {}
+    rows = []
+    for line in lines:
+        head, request, middle, referer, _, agent, _ = line.split('"')
+        ip, _, _, day, zone, _ = head.split(" ")
+        status, size = middle.split()
+        rows.append(
+            (
+                _time(times, day[1:] + " " + zone[:-1]),
+                ip,
+                *_request(request),
+                int(status),
+                None if size == "-" else int(size),
+                None if referer == "-" else referer,
+                None if agent == "-" else agent,
+            )
+        )
+    return rows
+
+
+CANONICAL = [
+    "ts", "client_ip", "method", "path", "query", "protocol", "status", "bytes",
+    "referer", "user_agent",
+]  # fmt: skip
+
+
+def run_logweir_combined(lines: pl.Series) -> Callable[[], int]:
+    from logweir.formats import compile_format
+
+    parser = compile_format("combined")
+    batch = as_batch(lines)
+    return lambda: parser.parse(batch).events.height
+
+
+def run_logweir_json(lines: pl.Series) -> Callable[[], int]:
+    from logweir.formats.jsonl import JsonParser
+
+    parser = JsonParser()
+    batch = as_batch(lines)
+    return lambda: parser.parse(batch).events.height
+
+
+def runner(name: str, lines: pl.Series) -> Callable[[], int]:
+    if name == "logweir-combined":
+        return run_logweir_combined(lines)
+    if name == "logweir-json":
+        return run_logweir_json(lines)
+    texts = lines.to_list()
+    if name == "re":
+        return lambda: len(per_line_re(texts))
+    if name == "split":
+        return lambda: len(per_line_split(texts))
+    if name == "json.loads":
+        return lambda: len([json.loads(t) for t in texts])
+    if name == "orjson.loads":
+        import orjson
+
+        return lambda: len([orjson.loads(t) for t in texts])
+    raise SystemExit(f"unknown approach {name}")
+
+
+def child(name: str, kind: str, n: int, repeat: int) -> None:
+    """Run one approach in this (fresh) process; print JSON figures."""
+    lines = dataset(kind, n)
+    run = runner(name, lines)
+    best, count = float("inf"), 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        count = run()
+        best = min(best, time.perf_counter() - start)
+    megabytes = (int(lines.str.len_bytes().sum()) + lines.len()) / 1e6
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": best, "parsed": count, "mb": megabytes,
+                      "peak_rss_mb": peak_mb}))  # fmt: skip
+
+
+# ------------------------------------------------------------ checking
+
+
+def check_exact(n: int) -> int:
+    """Every canonical value logweir gives equals the per-line reference."""
+    from logweir.formats import compile_format
+
+    lines = dataset("combined", n)
+    reference = pl.DataFrame(
+        per_line_re(lines.to_list()),
+        schema={column: EVENT_SCHEMA[column] for column in CANONICAL},
+        orient="row",
+    )
+    events = compile_format("combined").parse(as_batch(lines)).events
+    ours = events.select(CANONICAL)
+    if ours.height != reference.height or not ours.equals(reference):
+        diff = ours.with_row_index().join(
+            reference.with_row_index(), on="index", how="anti"
+        )
+        raise SystemExit(f"logweir differs from the reference:\n{diff}")
+    return ours.height
+
+
+# ------------------------------------------------------------- report
+
+APPROACHES = [
+    ("combined", "re", "per-line `re` regex (1 core)"),
+    ("combined", "split", "per-line `str.split` (1 core)"),
+    ("combined", "logweir-combined", "logweir vectorized `combined` (Polars)"),
+    ("json", "json.loads", "per-line `json.loads` (1 core)"),
+    ("json", "orjson.loads", "per-line `orjson.loads` (1 core)"),
+    ("json", "logweir-json", "logweir `JsonParser` (DuckDB + Polars)"),
+]
+
+
+def measure(kind: str, name: str, n: int, repeat: int) -> dict[str, Any] | None:
+    command = [sys.executable, __file__, "--child", name, "--kind", kind,
+               "--lines", str(n), "--repeat", str(repeat)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(f"{name}: failed: {done.stderr.strip().splitlines()[-1:]}")
+        return None
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def report(n: int, repeat: int) -> str:
+    rows = [
+        "| input | approach | lines/s | MB/s | peak RSS |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for kind, name, label in APPROACHES:
+        figures = measure(kind, name, n, repeat)
+        if figures is None:
+            rows.append(f"| {kind} | {label} | not available | | |")
+            continue
+        rate = n / figures["seconds"]
+        rows.append(
+            f"| {kind} | {label} | {rate / 1e6:.2f} M | "
+            f"{figures['mb'] / figures['seconds']:.0f} | "
+            f"{figures['peak_rss_mb']:.0f} MB |"
+        )
+        print(rows[-1], flush=True)
+    return "\n".join(rows)
+
+
+def update_benchmarks_md(table: str, n: int, exact: int) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text()  # read right before writing: others edit it too
+    start = text.index("## Parser")
+    end = text.index("\n## ", start + 1)
+    section = (
+        "## Parser\n\n"
+        f"`benchmarks/benchmark_parser.py --lines {n}` on {n:,} generated lines "
+        f"per input ({os.cpu_count()} cores, shared and noisy; best of the "
+        "runs; each approach in its own process, peak RSS including the "
+        "loaded input). logweir's combined parse was checked equal, value by "
+        f"value, to the per-line `re` reference on all {exact:,} lines.\n\n"
+        f"{table}\n"
+    )
+    path.write_text(text[:start] + section + text[end:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--update-benchmarks-md", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", default="combined", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.kind, args.lines, args.repeat)
+        return
+    dataset("combined", args.lines)
+    dataset("json", args.lines)
+    exact = check_exact(args.lines)
+    print(f"exact: logweir equals the reference on {exact:,} lines")
+    table = report(args.lines, args.repeat)
+    print(table)
+    if args.update_benchmarks_md:
+        update_benchmarks_md(table, args.lines, exact)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""The Parquet lake: events partitioned by hour, written whole or not at all.
+
+Layout::
+
+    OUT/events/date=2024-01-31/hour=07/{name}.parquet
+    OUT/events/date=__HIVE_DEFAULT_PARTITION__/hour=__HIVE_DEFAULT_PARTITION__/{name}.parquet
+
+``date`` and ``hour`` are the UTC date and hour of ``ts``. Events without a
+timestamp go to the Hive default partition, which DuckDB, Spark and Trino
+all read as NULL, so ``date`` stays a DATE column and ``hour`` an integer.
+
+``name`` is chosen by the caller from the input positions a batch covers,
+so writing the same batch again (a replay after a crash) replaces the
+file instead of adding a second copy. Each file is written under a
+temporary name, fsynced and renamed (:mod:`.atomic`).
+
+Inside a file: zstd compression, row groups of ``row_group_rows`` rows,
+column statistics (min/max/nulls) for every column and split-block bloom
+filters for ``client_ip`` and ``path``, so that ``WHERE client_ip = ...``
+skips every row group (and so every file) that does not hold the value.
+A file longer than one row group is sorted by ``client_ip`` and then
+``ts``, which makes each row group's client range narrow; a file of one
+row group keeps its input order, since sorting it could not skip anything
+and costs about as much as writing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from logweir.errors import SinkError
+from logweir.sinks.atomic import write_atomically
+
+logger = logging.getLogger(__name__)
+
+#: Hive's name for a NULL partition value.
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+#: Columns that get bloom filters.
+BLOOM_COLUMNS: tuple[str, ...] = ("client_ip", "path")
+#: Sort order of files longer than one row group.
+SORT_COLUMNS: tuple[str, ...] = ("client_ip", "ts")
+
+_HOUR_US = 3_600_000_000
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+=,-]*$")
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it can be a file name in the lake, else raise.
+
+    Letters, digits and ``_ . @ + = , -``; not starting with a dot (hidden
+    names are the temporary files).
+    """
+    if not _SAFE_NAME.match(name):
+        raise SinkError(
+            f"bad output file name {name!r}: use letters, digits and _ . @ + = , - "
+            "and do not start with a dot"
+        )
+    return name
+
+
+def partition_dir(hour: int | None) -> str:
+    """``date=YYYY-MM-DD/hour=HH`` for an hour counted from the epoch."""
+    if hour is None:
+        return f"date={NULL_PARTITION}/hour={NULL_PARTITION}"
+    moment = datetime.fromtimestamp(hour * 3600, UTC)
+    return f"date={moment:%Y-%m-%d}/hour={moment:%H}"
+
+
+class LakeWriter:
+    """Writes events batches into ``OUT/events`` (see the module docstring).
+
+    ``write`` is safe to call from one thread at a time; several writers
+    (one per worker process) may share ``out_dir`` as long as they use
+    different names.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path | str,
+        compression: str = "zstd",
+        row_group_rows: int = 131_072,
+        compression_level: int | None = None,
+        bloom_fpp: float = 0.01,
+    ) -> None:
+        if row_group_rows < 1:
+            raise SinkError(f"bad row group size {row_group_rows}: must be positive")
+        self.root = Path(out_dir) / "events"
+        self.compression = compression
+        self.compression_level = compression_level
+        self.row_group_rows = row_group_rows
+        self.bloom_fpp = bloom_fpp
+        self.files_written = 0
+        self.rows_written = 0
+
+    def write(self, events: pl.DataFrame, name: str) -> list[Path]:
+        """Write ``events`` as one file per hour partition; return the paths.
+
+        Raises :class:`SinkError` for a bad ``name`` or when a file cannot
+        be written; files renamed into place before the failure are whole.
+        """
+        check_name(name)
+        if events.is_empty():
+            return []
+        paths = []
+        for hour, part in self._by_hour(events):
+            path = self.root / partition_dir(hour) / f"{name}.parquet"
+            self._write_file(path, part)
+            paths.append(path)
+        return paths
+
+    def flush(self) -> None:
+        """Nothing is buffered: every ``write`` is on disk when it returns."""
+
+    def close(self) -> None:
+        """Nothing to release; here for the common sink verbs."""
+
+    def _by_hour(self, events: pl.DataFrame) -> list[tuple[int | None, pl.DataFrame]]:
+        hours = events.get_column("ts").dt.epoch("us") // _HOUR_US
+        distinct = hours.unique()
+        if distinct.len() == 1:
+            return [(distinct.item(), events)]
+        keyed = events.with_columns(hours.alias("_hour"))
+        parts = keyed.partition_by("_hour", include_key=False, as_dict=True)
+        return sorted(
+            ((key[0], part) for key, part in parts.items()),  # type: ignore[misc]
+            key=lambda pair: (pair[0] is None, pair[0] or 0),
+        )
+
+    def _write_file(self, path: Path, frame: pl.DataFrame) -> None:
+        if frame.height > self.row_group_rows:
+            frame = frame.sort(list(SORT_COLUMNS), nulls_last=True)
+        table = frame.to_arrow()
+        ndv = min(frame.height, self.row_group_rows)
+        blooms = {
+            column: {"ndv": ndv, "fpp": self.bloom_fpp}
+            for column in BLOOM_COLUMNS
+            if column in frame.columns
+        }
+
+        def write(target: Path) -> None:
+            _write_table(table, target, self, blooms)
+
+        write_atomically(path, write)
+        self.files_written += 1
+        self.rows_written += frame.height
+        logger.debug("lake: %d rows to %s", frame.height, path)
+
+
+def _write_table(
+    table: pa.Table, target: Path, writer: LakeWriter, blooms: dict[str, dict[str, float]]
+) -> None:
+    pq.write_table(
+        table,
+        target,
+        compression=writer.compression,
+        compression_level=writer.compression_level,
+        row_group_size=writer.row_group_rows,
+        write_statistics=True,
+        bloom_filter_options=blooms,
+    )
