@@ -5,7 +5,9 @@ then times, on that file, in one process and one core:
 
 * planning the chunks (the newline-counting pass over the file);
 * reading every chunk into :class:`~logweir.schema.LineBatch` es: plain,
-  gzip-compressed and zstd-compressed copies of the same file.
+  gzip-compressed and zstd-compressed copies of the same file, and a plain
+  file without malformed lines (no bytes that are not UTF-8, so no block
+  takes the per-line road).
 
 The file is read once before timing, so reads come from the page cache:
 these are CPU figures, not disk figures. Each step runs ``--repeat``
@@ -76,6 +78,12 @@ def main() -> None:
         rows.append(
             ("read plain", best_of(args.repeat, lambda: read_lines(plain)), size)
         )
+        clean = Path(folder) / "clean.log"
+        generate(args.lines, clean, seed=1, malformed_share=0.0)
+        assert read_lines(clean) == args.lines
+        seconds = best_of(args.repeat, lambda: read_lines(clean))
+        rows.append(("read plain, all UTF-8", seconds, clean.stat().st_size))
+        clean.unlink()
         for kind, data in packed.items():
             path = Path(folder) / f"access.log.{kind}"
             path.write_bytes(data)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import os
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -28,8 +29,12 @@ def events(hours: list[int | None], per_hour: int = 4) -> pl.DataFrame:
     for block, hour in enumerate(hours):
         for index in range(per_hour):
             offset = block * per_hour + index
-            ts = None if hour is None else datetime.fromtimestamp(
-                base + hour * HOUR + (per_hour - index) * 7, UTC
+            ts = (
+                None
+                if hour is None
+                else datetime.fromtimestamp(
+                    base + hour * HOUR + (per_hour - index) * 7, UTC
+                )
             )
             rows.append(
                 {
@@ -90,7 +95,7 @@ def test_files_longer_than_a_row_group_are_sorted_by_client_then_time(
             for group in range(metadata.num_row_groups)
         )
     ]
-    assert all(high <= low for (_, high), (low, _) in zip(ranges, ranges[1:], strict=False))
+    assert all(high <= low for (_, high), (low, _) in itertools.pairwise(ranges))
 
 
 def test_short_files_keep_their_input_order(tmp_path: Path) -> None:
@@ -114,13 +119,15 @@ def test_files_carry_zstd_statistics_and_bloom_filters(tmp_path: Path) -> None:
         assert columns[name].bloom_filter_length > 0, name
     assert columns["method"].bloom_filter_offset is None
     probe = "SELECT bloom_filter_excludes FROM parquet_bloom_probe(?, ?, ?)"
-    assert duckdb.execute(probe, [str(path), "client_ip", "203.0.113.9"]).fetchall() == [
-        (True,)
-    ]
+    assert duckdb.execute(
+        probe, [str(path), "client_ip", "203.0.113.9"]
+    ).fetchall() == [(True,)]
     assert duckdb.execute(probe, [str(path), "client_ip", "192.0.2.3"]).fetchall() == [
         (False,)
     ]
-    assert duckdb.execute(probe, [str(path), "path", "/item/4"]).fetchall() == [(False,)]
+    assert duckdb.execute(probe, [str(path), "path", "/item/4"]).fetchall() == [
+        (False,)
+    ]
 
 
 def test_replay_with_the_same_name_replaces_the_file(tmp_path: Path) -> None:
@@ -141,8 +148,8 @@ def test_duckdb_sees_the_lake_with_typed_partitions(tmp_path: Path) -> None:
         .fetchall()
     )
     assert rows == [
-        (datetime(2024, 3, 9).date(), 23, 4),
-        (datetime(2024, 3, 10).date(), 0, 4),
+        (date(2024, 3, 9), 23, 4),
+        (date(2024, 3, 10), 0, 4),
         (None, None, 4),
     ]
 
@@ -152,7 +159,9 @@ def test_a_file_where_the_lake_should_be_gives_a_clear_error(tmp_path: Path) -> 
     with pytest.raises(SinkError) as caught:
         LakeWriter(tmp_path).write(events([0]), "b-0001")
     message = str(caught.value)
-    assert message.startswith(f"cannot write {tmp_path}/events/date=2024-03-09/hour=22/")
+    assert message.startswith(
+        f"cannot write {tmp_path}/events/date=2024-03-09/hour=22/"
+    )
     assert message.endswith(": not a directory") or "exists" in message
 
 

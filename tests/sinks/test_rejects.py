@@ -39,9 +39,10 @@ def test_replay_replaces_the_file(tmp_path: Path) -> None:
     writer = RejectWriter(tmp_path)
     writer.write(rejects(), "b-0001")
     [path] = writer.write(rejects("bad status"), "b-0001")
-    assert_frame_equal(pl.read_parquet(path)["reason"].to_frame(), pl.DataFrame(
-        {"reason": ["bad status", "line too long"]}
-    ))
+    assert_frame_equal(
+        pl.read_parquet(path)["reason"].to_frame(),
+        pl.DataFrame({"reason": ["bad status", "line too long"]}),
+    )
     assert [p.name for p in (tmp_path / "rejects").iterdir()] == ["b-0001.parquet"]
 
 

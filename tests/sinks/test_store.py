@@ -43,7 +43,9 @@ def window_rows(count: int, requests: int = 5, size_s: int = 60) -> pl.DataFrame
     frame = pl.DataFrame(rows)
     return frame.select(
         [
-            pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype)
+            pl.col(name).cast(dtype)
+            if name in frame.columns
+            else pl.lit(None, dtype).alias(name)
             for name, dtype in WINDOW_SCHEMA.items()
         ]
     ).select(list(WINDOW_SCHEMA))
@@ -73,7 +75,10 @@ def test_read_windows_filters_size_dimension_and_range(tmp_path: Path) -> None:
         store.upsert_windows(window_rows(10))
         store.upsert_windows(window_rows(2, size_s=300))
         rows = store.read_windows(
-            60, START + timedelta(minutes=2), START + timedelta(minutes=5), "status_class"
+            60,
+            START + timedelta(minutes=2),
+            START + timedelta(minutes=5),
+            "status_class",
         )
     assert rows.schema == pl.Schema(WINDOW_SCHEMA)
     assert rows["window_start"].to_list() == [

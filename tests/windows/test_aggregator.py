@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from window_reference import EPOCH_2024, RefGroup, make_events, nearest_rank, reference
 
 from logweir.errors import ConfigError, SourceError
 from logweir.schema import WINDOW_SCHEMA
@@ -16,7 +17,6 @@ from logweir.windows import WindowAggregator, WindowSpec
 from logweir.windows.distinct import relative_error
 from logweir.windows.quantiles import ALPHA, MIN_MS, QUANTILES
 
-from window_reference import EPOCH_2024, RefGroup, make_events, nearest_rank, reference
 
 @pytest.fixture()
 def events() -> pl.DataFrame:
@@ -202,10 +202,14 @@ def test_close_emits_each_window_once_and_forgets_it() -> None:
     windows.update(events)
     emitted = []
     for minute in range(0, 20, 3):
-        emitted.append(windows.close(datetime.fromtimestamp(EPOCH_2024 + minute * 60, UTC)))
+        emitted.append(
+            windows.close(datetime.fromtimestamp(EPOCH_2024 + minute * 60, UTC))
+        )
     emitted.append(windows.finish())
     together = pl.concat(emitted)
-    assert_frame_equal(together.sort(together.columns[:6]), run(events).sort(together.columns[:6]))
+    assert_frame_equal(
+        together.sort(together.columns[:6]), run(events).sort(together.columns[:6])
+    )
     assert windows.finish().is_empty()
 
 
@@ -243,7 +247,9 @@ def test_heavy_dimension_lists_the_busiest_keys_exactly() -> None:
     windows = WindowAggregator("2m", dimensions=["path"], top_n=4)
     windows.update(events)
     rows = windows.finish().filter(pl.col("dimension") == "path")
-    counts = events.group_by("path").len().sort(["len", "path"], descending=[True, False])
+    counts = (
+        events.group_by("path").len().sort(["len", "path"], descending=[True, False])
+    )
     assert rows["key"].to_list() == counts["path"].head(4).to_list()
     assert rows["requests"].to_list() == counts["len"].head(4).to_list()
     assert rows["duration_p50_ms"].null_count() == 4

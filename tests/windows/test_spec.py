@@ -13,7 +13,10 @@ from logweir.windows.spec import format_duration, pane_seconds
     ("text", "expected"),
     [
         ("1m", [WindowSpec(60, 60)]),
-        ("1m,5m,1h", [WindowSpec(60, 60), WindowSpec(300, 300), WindowSpec(3600, 3600)]),
+        (
+            "1m,5m,1h",
+            [WindowSpec(60, 60), WindowSpec(300, 300), WindowSpec(3600, 3600)],
+        ),
         ("10m/1m", [WindowSpec(600, 60)]),
         (" 30s , 1d ", [WindowSpec(30, 30), WindowSpec(86400, 86400)]),
         ("1m,1m,60s", [WindowSpec(60, 60)]),

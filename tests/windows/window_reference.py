@@ -73,9 +73,7 @@ class RefGroup:
     statuses: Counter[int] = field(default_factory=Counter)
     durations: list[float] = field(default_factory=list)
     clients: set[str] = field(default_factory=set)
-    items: dict[str, Counter[str]] = field(
-        default_factory=lambda: defaultdict(Counter)
-    )
+    items: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
 
 def status_class(status: int | None) -> str | None:

@@ -129,7 +129,7 @@ class LakeWriter:
         keyed = events.with_columns(hours.alias("_hour"))
         parts = keyed.partition_by("_hour", include_key=False, as_dict=True)
         return sorted(
-            ((key[0], part) for key, part in parts.items()),  # type: ignore[misc]
+            ((key[0], part) for key, part in parts.items()),
             key=lambda pair: (pair[0] is None, pair[0] or 0),
         )
 
@@ -154,7 +154,10 @@ class LakeWriter:
 
 
 def _write_table(
-    table: pa.Table, target: Path, writer: LakeWriter, blooms: dict[str, dict[str, float]]
+    table: pa.Table,
+    target: Path,
+    writer: LakeWriter,
+    blooms: dict[str, dict[str, float]],
 ) -> None:
     pq.write_table(
         table,

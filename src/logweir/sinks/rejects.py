@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import polars as pl
+from polars._typing import ParquetCompression
 
 from logweir.schema import REJECT_SCHEMA, conform_rejects
 from logweir.sinks.atomic import write_atomically
@@ -22,7 +23,9 @@ logger = logging.getLogger(__name__)
 class RejectWriter:
     """Writes rejects batches (:data:`~logweir.schema.REJECT_SCHEMA`)."""
 
-    def __init__(self, out_dir: Path | str, compression: str = "zstd") -> None:
+    def __init__(
+        self, out_dir: Path | str, compression: ParquetCompression = "zstd"
+    ) -> None:
         self.root = Path(out_dir) / "rejects"
         self.compression = compression
         self.rows_written = 0

@@ -61,7 +61,9 @@ class AggregateStore:
             self._db = duckdb.connect(str(self.path))
             self._db.execute("SET TimeZone = 'UTC'")
         except (OSError, duckdb.Error) as error:
-            raise SinkError(f"cannot open store {self.path}: {_first_line(error)}") from error
+            raise SinkError(
+                f"cannot open store {self.path}: {_first_line(error)}"
+            ) from error
         self._ensure_table("windows", pl.DataFrame(schema=WINDOW_SCHEMA), WINDOW_KEY)
 
     # -- writing -----------------------------------------------------------
@@ -74,9 +76,7 @@ class AggregateStore:
         """Insert window rows, replacing rows with the same window and key."""
         self.upsert_table("windows", rows.select(list(WINDOW_SCHEMA)), WINDOW_KEY)
 
-    def upsert_table(
-        self, name: str, frame: pl.DataFrame, key: Sequence[str]
-    ) -> None:
+    def upsert_table(self, name: str, frame: pl.DataFrame, key: Sequence[str]) -> None:
         """Insert ``frame`` into table ``name``, replacing rows with equal ``key``.
 
         Creates the table from the frame's columns on first use (primary key
@@ -217,7 +217,9 @@ def create_views(
     return connection
 
 
-def _cast(frame: pl.DataFrame | pl.Series, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def _cast(
+    frame: pl.DataFrame | pl.Series, schema: dict[str, pl.DataType]
+) -> pl.DataFrame:
     assert isinstance(frame, pl.DataFrame)
     return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
 

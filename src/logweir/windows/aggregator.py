@@ -157,8 +157,8 @@ class WindowAggregator:
         if not on_time.is_empty():
             batch_max = on_time.get_column("ts").dt.epoch("us").max()
             assert isinstance(batch_max, int)
-            self._max_us = batch_max if self._max_us is None else max(
-                self._max_us, batch_max
+            self._max_us = (
+                batch_max if self._max_us is None else max(self._max_us, batch_max)
             )
             self._state.absorb(on_time)
         logger.debug(
@@ -217,7 +217,9 @@ class WindowAggregator:
         self._closed_us = mark_us
         self._state.drop_panes(self._finished_panes(mark_us))
         logger.debug(
-            "windows: closed until %s, %d windows emitted", mark.isoformat(), len(windows)
+            "windows: closed until %s, %d windows emitted",
+            mark.isoformat(),
+            len(windows),
         )
         return rows
 
@@ -280,8 +282,8 @@ class WindowAggregator:
         last_end = None
         for spec in self.config.specs:
             end = (starts // spec.step_s) * spec.step_s + spec.size_s
-            last_end = end if last_end is None else last_end.zip_with(
-                last_end >= end, end
+            last_end = (
+                end if last_end is None else last_end.zip_with(last_end >= end, end)
             )
         if last_end is None:
             return []

@@ -31,7 +31,13 @@ ALL = "all"
 #: ``host`` is null (and so gives no rows) for formats without a vhost.
 DEFAULT_DIMENSIONS: tuple[str, ...] = ("status_class", "host", "method")
 
-SMALL_DIMENSIONS: tuple[str, ...] = ("status_class", "host", "method", "service", "level")
+SMALL_DIMENSIONS: tuple[str, ...] = (
+    "status_class",
+    "host",
+    "method",
+    "service",
+    "level",
+)
 HEAVY_DIMENSIONS: tuple[str, ...] = ("path", "client_ip", "user_agent")
 
 #: Status classes that get their own ``status_Nxx`` column, in order.

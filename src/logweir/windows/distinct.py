@@ -80,5 +80,8 @@ def from_bytes(data: bytes) -> ds.hll_union:
 def relative_error(std_devs: int = 2) -> float:
     """DataSketches' bound on the relative error of a merged sketch of
     ``LG_K``, at ``std_devs`` standard deviations (the larger side)."""
-    sides = (ds.hll_sketch.get_rel_err(upper, True, LG_K, std_devs) for upper in (True, False))
+    sides = (
+        ds.hll_sketch.get_rel_err(upper, True, LG_K, std_devs)
+        for upper in (True, False)
+    )
     return max(abs(float(side)) for side in sides)

@@ -169,7 +169,9 @@ def _quantile_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
         {
             "wid": (index // groups).cast(pl.UInt32),
             "gid": (index % groups).cast(pl.UInt32),
-            **{name: pl.Series(values).fill_nan(None) for name, values in found.items()},
+            **{
+                name: pl.Series(values).fill_nan(None) for name, values in found.items()
+            },
         }
     ).drop_nulls(QUANTILES[0][0])
 
@@ -271,7 +273,9 @@ def _unique_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
     """Distinct client estimates, merging each row's pane unions."""
     gids = {
         (dimension, key): gid
-        for gid, dimension, key in plan.groups.select("gid", "dimension", "key").iter_rows()
+        for gid, dimension, key in plan.groups.select(
+            "gid", "dimension", "key"
+        ).iter_rows()
     }
     pane_lists = plan.spans.join(plan.panes, on="pid").group_by("wid").agg("pane")
     rows: list[tuple[int, int, float]] = []
@@ -321,7 +325,9 @@ def _finish(state: PaneState, rows: pl.DataFrame) -> pl.DataFrame:
         schema={"spec": pl.Int32, "window_size_s": pl.Int64, "window_step_s": pl.Int64},
     )
     classified = pl.sum_horizontal(*STATUS_COLUMNS)
-    start = (pl.col("start_s") * _US).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    start = (
+        (pl.col("start_s") * _US).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    )
     shaped = rows.join(spec_frame, on="spec").with_columns(
         window_start=start,
         window_end=start + pl.duration(seconds=pl.col("window_size_s")),

@@ -89,13 +89,13 @@ def quantiles(
     per_chunk = max(1, DENSE_CELLS // span)
     chunk_of = group // per_chunk
     chunks = int(chunk_of.max()) + 1
-    order = np.argsort(chunk_of, kind="stable") if chunks > 1 else None
-    bounds = np.searchsorted(chunk_of[order], np.arange(chunks + 1)) if chunks > 1 else None
+    if chunks == 1:
+        _dense_chunk(result, group, bucket - low, count, (0, groups, span, low))
+        return result
+    order = np.argsort(chunk_of, kind="stable")
+    bounds = np.searchsorted(chunk_of[order], np.arange(chunks + 1))
     for chunk in range(chunks):
-        if order is None or bounds is None:
-            rows = slice(None)
-        else:
-            rows = order[bounds[chunk] : bounds[chunk + 1]]
+        rows = order[bounds[chunk] : bounds[chunk + 1]]
         first = chunk * per_chunk
         size = min(per_chunk, groups - first)
         _dense_chunk(

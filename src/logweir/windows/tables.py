@@ -34,6 +34,7 @@ class PaneTable:
         pending_rows: int = DEFAULT_PENDING_ROWS,
     ) -> None:
         self.schema = schema
+        self._schema = pl.Schema(schema)
         self._reducer = reducer
         self._limit = pending_rows
         self._base = pl.DataFrame(schema=schema)
@@ -62,7 +63,7 @@ class PaneTable:
         rest = self._base.filter(~in_touched)
         merged = self._reducer(pl.concat([old, pending], how="vertical_relaxed"))
         self._base = pl.concat(
-            [rest, merged.select(list(self.schema)).cast(self.schema)],
+            [rest, merged.select(list(self.schema)).cast(self._schema)],
             how="vertical_relaxed",
         )
 
@@ -85,7 +86,7 @@ class PaneTable:
     def replace(self, rows: pl.DataFrame) -> None:
         """Start over from ``rows`` (already reduced), as when restoring."""
         self.clear()
-        self._base = rows.select(list(self.schema)).cast(self.schema)
+        self._base = rows.select(list(self.schema)).cast(self._schema)
 
     @property
     def height(self) -> int:
