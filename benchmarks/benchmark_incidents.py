@@ -35,7 +35,12 @@ import polars as pl
 from logweir.detectors.alerts import Alert
 from logweir.detectors.engine import AlertEngine
 from logweir.formats.registry import compile_format
-from logweir.gen import COMBINED_DURATION_LOGFORMAT, DEFAULT_INCIDENTS, Incident, generate
+from logweir.gen import (
+    COMBINED_DURATION_LOGFORMAT,
+    DEFAULT_INCIDENTS,
+    Incident,
+    generate,
+)
 from logweir.gen.incidents import IncidentLabel
 from logweir.schema import LineBatch
 from logweir.windows import WindowAggregator
@@ -155,12 +160,17 @@ def main(argv: list[str] | None = None) -> int:
         day = run(seed, (), 2 * 86_400, rate_per_s=2.0, seasonal=True)
         seconds += day.seconds
         quiet_alerts.append(len(opened(day.alerts)))
-        print(f"seed {seed}: {dict(found)} quiet-day alerts {quiet_alerts[-1]}", file=sys.stderr)
+        print(
+            f"seed {seed}: {dict(found)} quiet-day alerts {quiet_alerts[-1]}",
+            file=sys.stderr,
+        )
     print("| incident | rule | recall | precision of the rule |")
     print("| --- | --- | ---: | ---: |")
     for kind, rule in EXPECTED_RULE.items():
         recall = found[kind] / injected[kind] if injected[kind] else float("nan")
-        precision = true_alerts[rule] / all_alerts[rule] if all_alerts[rule] else float("nan")
+        precision = (
+            true_alerts[rule] / all_alerts[rule] if all_alerts[rule] else float("nan")
+        )
         print(
             f"| {kind} | {rule} | {found[kind]}/{injected[kind]} = {recall:.2f} "
             f"| {true_alerts[rule]}/{all_alerts[rule]} = {precision:.2f} |"
@@ -168,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     others = {r: n for r, n in all_alerts.items() if r not in EXPECTED_RULE.values()}
     print(f"\nother alerts during incident runs: {others or 'none'}")
     print(
-        f"quiet days (24 h, daily seasonality, 2 req/s): alerts per day {quiet_alerts}; "
+        "quiet days (24 h, daily seasonality, 2 req/s): alerts per day "
+        f"{quiet_alerts}; "
         f"{seconds:.0f} s in all"
     )
     if args.json:

@@ -111,14 +111,19 @@ def _static(item: NabFile) -> FloatArray:
 
 
 def _ensemble(item: NabFile) -> FloatArray:
-    result: FloatArray = build_detector("ensemble", {}).detect(item.ts_us, item.values).score
+    result: FloatArray = (
+        build_detector("ensemble", {}).detect(item.ts_us, item.values).score
+    )
     return result
 
 
 #: What is run, with the settings shown in BENCHMARKS.md.
 SUITE: dict[str, tuple[str, Scorer]] = {
     "static": ("bounds = range of the probationary period", _static),
-    "zscore": ("window 1000, min_history 100", _magnitude("zscore", window=1000, min_history=100)),
+    "zscore": (
+        "window 1000, min_history 100",
+        _magnitude("zscore", window=1000, min_history=100),
+    ),
     "robust_zscore": (
         "window 1000, min_history 100",
         _magnitude("robust_zscore", window=1000, min_history=100),
@@ -189,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         entry = published[name]
         print(
             f"| {name} (published, 58 files) | | {entry['standard']:.1f} "
-            f"| {entry['reward_low_FP_rate']:.1f} | {entry['reward_low_FN_rate']:.1f} | | |"
+            f"| {entry['reward_low_FP_rate']:.1f} "
+            f"| {entry['reward_low_FN_rate']:.1f} | | |"
         )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -43,7 +43,9 @@ def _check_paths_agree(
             assert verdict is None and expected is None, f"point {i}"
             continue
         assert verdict.score == pytest.approx(expected.score, rel=1e-9, abs=1e-9), i
-        assert verdict.baseline == pytest.approx(expected.baseline, rel=1e-9, abs=1e-9), i
+        assert verdict.baseline == pytest.approx(
+            expected.baseline, rel=1e-9, abs=1e-9
+        ), i
         assert verdict.spread == pytest.approx(expected.spread, rel=1e-9, abs=1e-9), i
         assert verdict.anomalous == expected.anomalous, f"point {i}"
 
@@ -54,11 +56,16 @@ def _check_restored_continues(
     half = values.size // 2
     uninterrupted = stream(make(), ts_us, values, volumes)
     first = make()
-    stream(first, ts_us[:half], values[:half], None if volumes is None else volumes[:half])
+    stream(
+        first, ts_us[:half], values[:half], None if volumes is None else volumes[:half]
+    )
     saved = json.loads(json.dumps(first.state()))  # must survive JSON
     restored = type(first).from_state(saved)
     rest = stream(
-        restored, ts_us[half:], values[half:], None if volumes is None else volumes[half:]
+        restored,
+        ts_us[half:],
+        values[half:],
+        None if volumes is None else volumes[half:],
     )
     assert rest == uninterrupted[half:]
 
@@ -81,7 +88,9 @@ def noisy_series() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(11)
     count = 2 * 288 + 200
     ts_us = np.arange(count, dtype=np.int64) * 300_000_000
-    values = 100 + 30 * np.sin(np.arange(count) / 288 * 2 * np.pi) + rng.normal(0, 3, count)
+    values = (
+        100 + 30 * np.sin(np.arange(count) / 288 * 2 * np.pi) + rng.normal(0, 3, count)
+    )
     values[[400, 650, 700]] += [80.0, -60.0, 120.0]
     volumes = rng.integers(0, 40, count).astype(float)
     return ts_us, values, volumes
@@ -109,7 +118,9 @@ def _window_frame(rows: list[dict[str, Any]], size_s: int = 60) -> pl.DataFrame:
                 "requests": requests,
                 "bytes": row.get("bytes", requests * 1000),
                 "status_1xx": 0,
-                "status_2xx": requests - row.get("status_4xx", 0) - row.get("status_5xx", 0),
+                "status_2xx": requests
+                - row.get("status_4xx", 0)
+                - row.get("status_5xx", 0),
                 "status_3xx": 0,
                 "status_4xx": row.get("status_4xx", 0),
                 "status_5xx": row.get("status_5xx", 0),

@@ -33,7 +33,9 @@ def feed(tracker: IncidentTracker, pattern: str) -> list:
     alerts = []
     for i, mark in enumerate(pattern):
         start = T0 + i * MINUTE
-        alerts += tracker.observe(start, start + MINUTE, [finding(8.0 + i)] if mark == "x" else [])
+        alerts += tracker.observe(
+            start, start + MINUTE, [finding(8.0 + i)] if mark == "x" else []
+        )
     return alerts
 
 
@@ -42,8 +44,16 @@ def test_an_incident_is_one_alert_opened_then_resolved() -> None:
     assert [a.status for a in alerts] == ["open", "resolved"]
     opened, resolved = alerts
     assert opened.id == resolved.id == "error_5xx_spike:20240501T140200Z"
-    assert (opened.start, opened.end, opened.windows) == (T0 + 2 * MINUTE, T0 + 3 * MINUTE, 1)
-    assert (resolved.start, resolved.end, resolved.windows) == (T0 + 2 * MINUTE, T0 + 5 * MINUTE, 3)
+    assert (opened.start, opened.end, opened.windows) == (
+        T0 + 2 * MINUTE,
+        T0 + 3 * MINUTE,
+        1,
+    )
+    assert (resolved.start, resolved.end, resolved.windows) == (
+        T0 + 2 * MINUTE,
+        T0 + 5 * MINUTE,
+        3,
+    )
     # the peak is the most extreme window; severity escalated with it
     assert resolved.window_start == T0 + 4 * MINUTE and resolved.score == 12.0
     assert resolved.severity == "critical"
@@ -71,7 +81,9 @@ def test_finish_resolves_open_incidents() -> None:
 
 def test_keys_are_separate_incidents() -> None:
     tracker = IncidentTracker()
-    alerts = tracker.observe(T0, T0 + MINUTE, [finding(key="1.2.3.4"), finding(key="5.6.7.8")])
+    alerts = tracker.observe(
+        T0, T0 + MINUTE, [finding(key="1.2.3.4"), finding(key="5.6.7.8")]
+    )
     assert len({a.id for a in alerts}) == 2
     assert alert_id("r", "1.2.3.4", T0).startswith("r:20240501T140000Z:")
 
@@ -81,7 +93,10 @@ def test_tracker_state_round_trip() -> None:
     feed(tracker, "xx")
     restored = IncidentTracker.from_state(tracker.state())
     start = T0 + 5 * MINUTE
-    later = [restored.observe(start + i * MINUTE, start + (i + 1) * MINUTE, []) for i in range(3)]
+    later = [
+        restored.observe(start + i * MINUTE, start + (i + 1) * MINUTE, [])
+        for i in range(3)
+    ]
     assert later[2][0].status == "resolved" and later[2][0].windows == 2
 
 
@@ -96,19 +111,27 @@ def test_alert_line_names_series_value_and_baseline(window_frame) -> None:
         {"start": T0 + i * MINUTE, "requests": 1000, "status_5xx": 6, "p95": 100.0}
         for i in range(30)
     ]
-    rows.append({"start": T0 + 30 * MINUTE, "requests": 1000, "status_5xx": 124, "p95": 100.0})
+    rows.append(
+        {"start": T0 + 30 * MINUTE, "requests": 1000, "status_5xx": 124, "p95": 100.0}
+    )
     # the newest window is judged once a later one has come
-    rows.append({"start": T0 + 31 * MINUTE, "requests": 1000, "status_5xx": 124, "p95": 100.0})
+    rows.append(
+        {"start": T0 + 31 * MINUTE, "requests": 1000, "status_5xx": 124, "p95": 100.0}
+    )
     alerts = AlertEngine().update(window_frame(rows))
     assert [(a.rule, a.status) for a in alerts] == [("error_5xx_spike", "open")]
     alert = alerts[0]
     # A flat history has no spread; the floor is the binomial noise of
     # 1000 requests at 0.6 %: sqrt(0.006 * 0.994 / 1000) = 0.24 points.
-    assert alert.message == "5xx share 12.4 % in 14:30–14:31 against a usual 0.6 % ± 0.2"
+    assert (
+        alert.message == "5xx share 12.4 % in 14:30–14:31 against a usual 0.6 % ± 0.2"
+    )
     assert "5xx share" in alert.message and "12.4 %" in alert.message
     assert "usual 0.6 %" in alert.message
     assert alert.series == "share_5xx" and alert.detector == "robust_zscore"
-    assert alert.value == pytest.approx(0.124) and alert.baseline == pytest.approx(0.006)
+    assert alert.value == pytest.approx(0.124) and alert.baseline == pytest.approx(
+        0.006
+    )
     assert alert.score == pytest.approx((0.124 - 0.006) / (0.006 * 0.994 / 1000) ** 0.5)
     assert alert.severity == "critical"
     record = alert.to_record()

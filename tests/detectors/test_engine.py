@@ -17,8 +17,14 @@ MINUTE = timedelta(minutes=1)
 SCANNER = "203.0.113.7"
 
 
-def minute(i: int, *, requests: int = 1000, scanner: int = 0, agent: str | None = None,
-           client: tuple[str, int] | None = None) -> list[dict[str, Any]]:
+def minute(
+    i: int,
+    *,
+    requests: int = 1000,
+    scanner: int = 0,
+    agent: str | None = None,
+    client: tuple[str, int] | None = None,
+) -> list[dict[str, Any]]:
     """The rows of one window of steady traffic, with optional trouble."""
     start = T0 + i * MINUTE
     base = requests + (10 if i % 2 else -10)
@@ -32,15 +38,23 @@ def minute(i: int, *, requests: int = 1000, scanner: int = 0, agent: str | None 
     four = 25 + scanner
     rows = [
         {
-            "start": start, "requests": total, "status_5xx": 6, "status_4xx": four,
-            "p95": 100.0, "unique_clients": 200,
+            "start": start,
+            "requests": total,
+            "status_5xx": 6,
+            "status_4xx": four,
+            "p95": 100.0,
+            "unique_clients": 200,
             "top_clients": ([(SCANNER, scanner)] if scanner else []) + clients,
             "top_user_agents": agents,
         },
         {
-            "start": start, "dimension": "status_class", "key": "4xx", "requests": four,
+            "start": start,
+            "dimension": "status_class",
+            "key": "4xx",
+            "requests": four,
             "status_4xx": four,
-            "top_clients": ([(SCANNER, scanner)] if scanner else []) + [("10.0.0.9", 3)],
+            "top_clients": ([(SCANNER, scanner)] if scanner else [])
+            + [("10.0.0.9", 3)],
         },
     ]
     return rows
@@ -72,7 +86,11 @@ def test_scanner_is_one_alert_not_a_traffic_spike_too(window_frame) -> None:
         f"client {SCANNER} drew 3,000 4xx responses in 14:30–14:31 (99 % of all 4xx) "
         "against a usual 25.0 4xx per window from everyone, as user agent 'sqlmap/1.7'"
     )
-    assert storm.detail == {"client_ip": SCANNER, "requests": 3000.0, "user_agent": "sqlmap/1.7"}
+    assert storm.detail == {
+        "client_ip": SCANNER,
+        "requests": 3000.0,
+        "user_agent": "sqlmap/1.7",
+    }
     assert alerts[1].status == "resolved" and alerts[1].windows == 3
 
 
@@ -107,7 +125,10 @@ def test_reemitted_windows_are_skipped(window_frame) -> None:
     engine = AlertEngine()
     engine.update(frame(window_frame, [minute(i) for i in range(31)]))
     # minute 29 again, now with a spike: already judged, so ignored
-    assert engine.update(frame(window_frame, [minute(29, requests=9000), minute(31)])) == []
+    assert (
+        engine.update(frame(window_frame, [minute(29, requests=9000), minute(31)]))
+        == []
+    )
 
 
 def test_the_newest_window_waits_and_a_new_copy_replaces_it(window_frame) -> None:
@@ -145,15 +166,22 @@ def test_restored_engine_continues_exactly(window_frame) -> None:
     cut = T0 + 31 * MINUTE
     before = first.update(whole.filter(pl.col("window_start") < cut))
     restored = AlertEngine.from_state(json.loads(json.dumps(first.state())))
-    after = restored.update(whole.filter(pl.col("window_start") >= cut)) + restored.finish()
+    after = (
+        restored.update(whole.filter(pl.col("window_start") >= cut)) + restored.finish()
+    )
     assert before + after == uninterrupted
     assert len(uninterrupted) == 4  # the storm and the drop, each opened and resolved
 
 
 def test_builtin_rules_are_all_on_by_default() -> None:
     assert [rule.name for rule in AlertEngine().rules] == [
-        "client_4xx_storm", "client_flood", "traffic_spike", "traffic_drop",
-        "error_5xx_spike", "latency_regression", "new_user_agent",
+        "client_4xx_storm",
+        "client_flood",
+        "traffic_spike",
+        "traffic_drop",
+        "error_5xx_spike",
+        "latency_regression",
+        "new_user_agent",
     ]
     assert set(BUILTIN_RULES) == {rule.name for rule in AlertEngine().rules}
 
@@ -165,8 +193,12 @@ def test_config_overrides_disables_and_adds_rules() -> None:
             "rules": {
                 "traffic_spike": {"threshold": 9.0},
                 "new_user_agent": {"enabled": False},
-                "host_errors": {"metric": "share_5xx", "dimension": "host",
-                                "detector": "ewma", "params": {"alpha": 0.2}},
+                "host_errors": {
+                    "metric": "share_5xx",
+                    "dimension": "host",
+                    "detector": "ewma",
+                    "params": {"alpha": 0.2},
+                },
             },
         }
     )
@@ -182,19 +214,36 @@ def test_config_overrides_disables_and_adds_rules() -> None:
     ("table", "message"),
     [
         ({"cooldown_windows": 0}, "detect.cooldown_windows: must be >= 1, got 0"),
-        ({"windows": 60}, "detect.windows: unknown key (known keys: cooldown_windows, "),
-        ({"rules": {"traffic_spike": {"threshhold": 3}}},
-         "detect.rules.traffic_spike.threshhold: unknown key (known keys: critical_score, "),
-        ({"rules": {"mine": {"metric": "speed"}}},
-         "detect.rules.mine.metric: expected one of 'request_rate', "),
-        ({"rules": {"mine": {"kind": "magic"}}},
-         "detect.rules.mine.kind: unknown rule kind 'magic' (known: client_4xx_storm, "),
-        ({"rules": {"mine": {"detector": "ewma", "params": {"alpha": 2}}}},
-         "detect.rules.mine.params.alpha: must be in (0, 1], got 2.0"),
-        ({"rules": {"client_flood": {"peer_factor": -1}}},
-         "detect.rules.client_flood.peer_factor: must be > 0, got -1.0"),
-        ({"rules": {"traffic_drop": {"kind": "client_flood"}}},
-         "detect.rules.traffic_drop.kind: a built-in rule keeps its kind 'series'"),
+        (
+            {"windows": 60},
+            "detect.windows: unknown key (known keys: cooldown_windows, ",
+        ),
+        (
+            {"rules": {"traffic_spike": {"threshhold": 3}}},
+            "detect.rules.traffic_spike.threshhold: unknown key "
+            "(known keys: critical_score, ",
+        ),
+        (
+            {"rules": {"mine": {"metric": "speed"}}},
+            "detect.rules.mine.metric: expected one of 'request_rate', ",
+        ),
+        (
+            {"rules": {"mine": {"kind": "magic"}}},
+            "detect.rules.mine.kind: unknown rule kind 'magic' "
+            "(known: client_4xx_storm, ",
+        ),
+        (
+            {"rules": {"mine": {"detector": "ewma", "params": {"alpha": 2}}}},
+            "detect.rules.mine.params.alpha: must be in (0, 1], got 2.0",
+        ),
+        (
+            {"rules": {"client_flood": {"peer_factor": -1}}},
+            "detect.rules.client_flood.peer_factor: must be > 0, got -1.0",
+        ),
+        (
+            {"rules": {"traffic_drop": {"kind": "client_flood"}}},
+            "detect.rules.traffic_drop.kind: a built-in rule keeps its kind 'series'",
+        ),
     ],
 )
 def test_bad_config_names_the_key(table: dict, message: str) -> None:

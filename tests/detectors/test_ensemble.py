@@ -77,8 +77,12 @@ def test_warmup_then_a_spike_is_a_record_then_cooldown() -> None:
 
 def test_batch_path_equals_streaming(paths_agree, noisy_series) -> None:
     ts_us, values, volumes = noisy_series
-    paths_agree(lambda: Ensemble(EnsembleConfig(**{**SMALL.__dict__, "min_volume": 3})),
-                ts_us, values, volumes)
+    paths_agree(
+        lambda: Ensemble(EnsembleConfig(**{**SMALL.__dict__, "min_volume": 3})),
+        ts_us,
+        values,
+        volumes,
+    )
 
 
 def test_restored_state_continues_exactly(restored_continues, noisy_series) -> None:
@@ -93,7 +97,10 @@ def test_likelihood_is_in_zero_one_and_keeps_order() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"weights": [1.0]}, "ensemble.weights: needs one weight per component, got (1.0,)"),
+        (
+            {"weights": [1.0]},
+            "ensemble.weights: needs one weight per component, got (1.0,)",
+        ),
         ({"components": ["level", "tea"]}, "ensemble.components: must be among"),
         ({"record_clip": 0.5}, "ensemble.record_clip: must be >= 1, got 0.5"),
     ],

@@ -18,7 +18,12 @@ import pytest
 from logweir.detectors.alerts import Alert
 from logweir.detectors.engine import AlertEngine
 from logweir.formats.registry import compile_format
-from logweir.gen import COMBINED_DURATION_LOGFORMAT, DEFAULT_INCIDENTS, Incident, generate
+from logweir.gen import (
+    COMBINED_DURATION_LOGFORMAT,
+    DEFAULT_INCIDENTS,
+    Incident,
+    generate,
+)
 from logweir.gen.incidents import IncidentLabel
 from logweir.schema import LineBatch
 from logweir.windows import WindowAggregator
@@ -40,9 +45,11 @@ def detect(
         lines, out, fmt="combined-duration", seed=seed, incidents=incidents, **options
     )
     text = out.getvalue().decode("utf-8", "replace").split("\n")[:-1]
-    events = compile_format(COMBINED_DURATION_LOGFORMAT).parse(
-        LineBatch.from_strings("gen", text)
-    ).events
+    events = (
+        compile_format(COMBINED_DURATION_LOGFORMAT)
+        .parse(LineBatch.from_strings("gen", text))
+        .events
+    )
     aggregator = WindowAggregator("1m")
     aggregator.update(events)
     engine = AlertEngine()
@@ -55,7 +62,11 @@ def detect(
 def test_every_incident_is_one_alert_within_two_windows(seed: int) -> None:
     labels, alerts = detect(seed, 153_000, DEFAULT_INCIDENTS)
     assert [label.kind for label in labels] == [
-        "traffic_spike", "error_rate", "latency", "scanner", "traffic_drop"
+        "traffic_spike",
+        "error_rate",
+        "latency",
+        "scanner",
+        "traffic_drop",
     ]
     for label in labels:
         first_window = label.start.replace(second=0, microsecond=0)
@@ -63,7 +74,8 @@ def test_every_incident_is_one_alert_within_two_windows(seed: int) -> None:
         found = [
             alert
             for alert in alerts
-            if alert.rule == EXPECTED_RULE[label.kind] and first_window <= alert.start <= latest
+            if alert.rule == EXPECTED_RULE[label.kind]
+            and first_window <= alert.start <= latest
         ]
         assert len(found) == 1, f"{label.kind}: {[a.message for a in alerts]}"
         if label.kind == "scanner":

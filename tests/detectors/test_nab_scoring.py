@@ -18,7 +18,9 @@ sys.modules["nab_scoring"] = scoring
 _SPEC.loader.exec_module(scoring)
 
 STANDARD = scoring.Profile("standard", tp_weight=1.0, fp_weight=0.11, fn_weight=1.0)
-LOW_FN = scoring.Profile("reward_low_FN_rate", tp_weight=1.0, fp_weight=0.11, fn_weight=2.0)
+LOW_FN = scoring.Profile(
+    "reward_low_FN_rate", tp_weight=1.0, fp_weight=0.11, fn_weight=2.0
+)
 
 
 def sigma(y: float) -> float:
@@ -63,7 +65,9 @@ def test_missed_window_costs_the_fn_weight() -> None:
 def test_late_detection_earns_little() -> None:
     detections = np.zeros(100, dtype=bool)
     detections[59] = True  # the window's last row: y = -1/10
-    assert one_window_file().score(detections, STANDARD)[0] == pytest.approx(sigma(-0.1))
+    assert one_window_file().score(detections, STANDARD)[0] == pytest.approx(
+        sigma(-0.1)
+    )
 
 
 def test_sweep_equals_scoring_each_threshold() -> None:
@@ -118,7 +122,9 @@ def test_threshold_is_chosen_to_maximize_the_score() -> None:
 
 
 def test_windows_are_read_as_row_ranges() -> None:
-    stamps = np.array(["2014-01-01T00:00", "2014-01-01T00:05", "2014-01-01T00:10"],
-                      dtype="datetime64[us]")
+    stamps = np.array(
+        ["2014-01-01T00:00", "2014-01-01T00:05", "2014-01-01T00:10"],
+        dtype="datetime64[us]",
+    )
     windows = [["2014-01-01 00:04:00.000000", "2014-01-01 00:10:00.000000"]]
     assert scoring.rows_of_windows(stamps, windows) == [(1, 2)]

@@ -44,10 +44,16 @@ def test_values_below_minus_offset_are_not_scored() -> None:
 
 def test_batch_path_equals_streaming(paths_agree, noisy_series) -> None:
     ts_us, values, volumes = noisy_series
-    paths_agree(lambda: RateOfChange(RateOfChangeConfig(lag=3, threshold=0.3, min_volume=4)),
-                ts_us, values, volumes)
+    paths_agree(
+        lambda: RateOfChange(RateOfChangeConfig(lag=3, threshold=0.3, min_volume=4)),
+        ts_us,
+        values,
+        volumes,
+    )
 
 
 def test_restored_state_continues_exactly(restored_continues, noisy_series) -> None:
     ts_us, values, volumes = noisy_series
-    restored_continues(lambda: RateOfChange(RateOfChangeConfig(lag=3)), ts_us, values, volumes)
+    restored_continues(
+        lambda: RateOfChange(RateOfChangeConfig(lag=3)), ts_us, values, volumes
+    )

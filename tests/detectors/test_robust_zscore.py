@@ -14,11 +14,16 @@ def run(detector: RobustZScore, values: list[float]) -> list:
 
 
 def test_median_and_mad_of_the_history() -> None:
-    verdicts = run(RobustZScore(RobustZScoreConfig(window=5, min_history=3)),
-                   [10.0, 11.0, 9.0, 10.0, 50.0])
+    verdicts = run(
+        RobustZScore(RobustZScoreConfig(window=5, min_history=3)),
+        [10.0, 11.0, 9.0, 10.0, 50.0],
+    )
     # history 10, 11, 9: median 10, MAD 1
     assert (verdicts[3].baseline, verdicts[3].spread, verdicts[3].score) == (
-        10.0, pytest.approx(1.4826), 0.0)
+        10.0,
+        pytest.approx(1.4826),
+        0.0,
+    )
     # history 10, 11, 9, 10: median 10, deviations 0, 1, 1, 0: MAD 0.5
     assert verdicts[4].spread == pytest.approx(1.4826 * 0.5)
     assert verdicts[4].score == pytest.approx(40 / (1.4826 * 0.5))
@@ -26,14 +31,18 @@ def test_median_and_mad_of_the_history() -> None:
 
 
 def test_one_outlier_in_the_history_barely_moves_the_baseline() -> None:
-    verdicts = run(RobustZScore(RobustZScoreConfig(window=6, min_history=5)),
-                   [10.0, 11.0, 500.0, 9.0, 10.0, 10.0])
+    verdicts = run(
+        RobustZScore(RobustZScoreConfig(window=6, min_history=5)),
+        [10.0, 11.0, 500.0, 9.0, 10.0, 10.0],
+    )
     assert verdicts[5].baseline == 10.0
 
 
 def test_flat_history_falls_back_to_the_mean_absolute_deviation() -> None:
-    verdicts = run(RobustZScore(RobustZScoreConfig(window=4, min_history=4)),
-                   [5.0, 5.0, 5.0, 6.0, 7.0])
+    verdicts = run(
+        RobustZScore(RobustZScoreConfig(window=4, min_history=4)),
+        [5.0, 5.0, 5.0, 6.0, 7.0],
+    )
     # MAD of 5, 5, 5, 6 is 0; mean absolute deviation 0.25, times 1.2533
     assert verdicts[4].spread == pytest.approx(0.25 * 1.2533)
     assert verdicts[4].score == pytest.approx(2 / (0.25 * 1.2533))
@@ -47,10 +56,16 @@ def test_min_volume_guard() -> None:
 
 def test_batch_path_equals_streaming(paths_agree, noisy_series) -> None:
     ts_us, values, volumes = noisy_series
-    paths_agree(lambda: RobustZScore(RobustZScoreConfig(window=40, min_volume=5)),
-                ts_us, values, volumes)
+    paths_agree(
+        lambda: RobustZScore(RobustZScoreConfig(window=40, min_volume=5)),
+        ts_us,
+        values,
+        volumes,
+    )
 
 
 def test_restored_state_continues_exactly(restored_continues, noisy_series) -> None:
-    ts_us, values, volumes = noisy_series
-    restored_continues(lambda: RobustZScore(RobustZScoreConfig(window=40)), ts_us, values)
+    ts_us, values, _ = noisy_series
+    restored_continues(
+        lambda: RobustZScore(RobustZScoreConfig(window=40)), ts_us, values
+    )

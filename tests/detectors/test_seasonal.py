@@ -27,7 +27,9 @@ def test_same_hour_on_earlier_days() -> None:
     values = np.full(ts_us.size, 50.0)
     values[[9, 33, 57]] = [100.0, 110.0, 300.0]  # 09:00 on days 0, 1 and 2
     detector = SeasonalBaseline(config)
-    verdicts = [detector.update(int(t), float(v)) for t, v in zip(ts_us, values, strict=True)]
+    verdicts = [
+        detector.update(int(t), float(v)) for t, v in zip(ts_us, values, strict=True)
+    ]
     assert all(v is None for v in verdicts[:48])  # one earlier day is not enough
     nine = verdicts[57]
     # samples 110 and 100: median 105, MAD 5
@@ -41,10 +43,14 @@ def test_auto_uses_the_same_weekday_once_two_weeks_exist() -> None:
     weekday = (np.arange(ts_us.size) // 24) % 7
     values = np.where(weekday == 0, 100.0, 10.0) + (np.arange(ts_us.size) % 3)
     monday = slice(14 * 24, 15 * 24)  # the third Monday
-    weekly = SeasonalBaseline(SeasonalConfig(period="auto", bucket_s=3600)).detect(ts_us, values)
+    weekly = SeasonalBaseline(SeasonalConfig(period="auto", bucket_s=3600)).detect(
+        ts_us, values
+    )
     assert not weekly.anomalous[monday].any()
     assert weekly.baseline[14 * 24] == 100.0
-    daily = SeasonalBaseline(SeasonalConfig(period="day", bucket_s=3600)).detect(ts_us, values)
+    daily = SeasonalBaseline(SeasonalConfig(period="day", bucket_s=3600)).detect(
+        ts_us, values
+    )
     assert daily.anomalous[monday].all()
 
 
@@ -58,12 +64,14 @@ def test_batch_path_equals_streaming(paths_agree, noisy_series) -> None:
     ts_us, values, volumes = noisy_series
     paths_agree(
         lambda: SeasonalBaseline(SeasonalConfig(bucket_s=300, min_volume=5, seasons=2)),
-        ts_us, values, volumes,
+        ts_us,
+        values,
+        volumes,
     )
 
 
 def test_restored_state_continues_exactly(restored_continues, noisy_series) -> None:
-    ts_us, values, volumes = noisy_series
+    ts_us, values, _ = noisy_series
     restored_continues(
         lambda: SeasonalBaseline(SeasonalConfig(bucket_s=300, seasons=2)), ts_us, values
     )

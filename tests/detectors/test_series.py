@@ -25,8 +25,14 @@ T0 = datetime(2024, 5, 1, 14, 0, tzinfo=UTC)
     ],
 )
 def test_metrics_of_a_row(metric: str, expected: float) -> None:
-    row = Row(requests=1200, bytes=60_000, status_4xx=60, status_5xx=12,
-              duration_p95_ms=250.0, unique_clients=90)
+    row = Row(
+        requests=1200,
+        bytes=60_000,
+        status_4xx=60,
+        status_5xx=12,
+        duration_p95_ms=250.0,
+        unique_clients=90,
+    )
     assert row.metric(metric, 60) == pytest.approx(expected)  # type: ignore[arg-type]
 
 
@@ -45,8 +51,13 @@ def test_top_lists_parse_and_bad_text_is_logged(caplog) -> None:
 def test_impossible_top_counts_are_dropped(window_frame, caplog, monkeypatch) -> None:
     monkeypatch.setattr("logweir.detectors.series._IMPOSSIBLE_SEEN", [])
     frame = window_frame(
-        [{"start": T0, "requests": 100,
-          "top_clients": [("1.1.1.1", 2**64 - 1), ("2.2.2.2", 40)]}]
+        [
+            {
+                "start": T0,
+                "requests": 100,
+                "top_clients": [("1.1.1.1", 2**64 - 1), ("2.2.2.2", 40)],
+            }
+        ]
     )
     with caplog.at_level(logging.WARNING):
         (view,) = window_views(frame, 60)
@@ -59,7 +70,8 @@ def test_impossible_top_counts_are_dropped(window_frame, caplog, monkeypatch) ->
 def test_per_key_rows_are_bounded(window_frame) -> None:
     rows = [{"start": T0, "requests": 1000}]
     rows += [
-        {"start": T0, "dimension": "path", "key": f"/p{i}", "requests": i} for i in range(1, 31)
+        {"start": T0, "dimension": "path", "key": f"/p{i}", "requests": i}
+        for i in range(1, 31)
     ]
     (view,) = window_views(window_frame(rows), 60, min_requests=5, top_k=10)
     kept = view.dimensions["path"]

@@ -34,13 +34,19 @@ def test_min_volume_and_min_change_guards() -> None:
 
 def test_batch_path_equals_streaming(paths_agree, noisy_series) -> None:
     ts_us, values, volumes = noisy_series
-    paths_agree(lambda: StaticThreshold(StaticConfig(upper=130.0, lower=70.0, min_volume=5)),
-                ts_us, values, volumes)
+    paths_agree(
+        lambda: StaticThreshold(StaticConfig(upper=130.0, lower=70.0, min_volume=5)),
+        ts_us,
+        values,
+        volumes,
+    )
 
 
 def test_restored_state_continues_exactly(restored_continues, noisy_series) -> None:
-    ts_us, values, volumes = noisy_series
-    restored_continues(lambda: StaticThreshold(StaticConfig(upper=130.0)), ts_us, values)
+    ts_us, values, _ = noisy_series
+    restored_continues(
+        lambda: StaticThreshold(StaticConfig(upper=130.0)), ts_us, values
+    )
 
 
 @pytest.mark.parametrize(
@@ -52,7 +58,9 @@ def test_restored_state_continues_exactly(restored_continues, noisy_series) -> N
     ],
 )
 def test_bad_bounds(settings: dict, message: str) -> None:
-    with pytest.raises(ConfigError, match=f"^{message}$".replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        ConfigError, match=f"^{message}$".replace("(", r"\(").replace(")", r"\)")
+    ):
         StaticThreshold.from_config(settings)
 
 

@@ -13,7 +13,9 @@ from logweir.errors import ConfigError
 MINUTE_US = 60_000_000
 
 
-def run(detector: ZScore, values: list[float], volumes: list[float] | None = None) -> list:
+def run(
+    detector: ZScore, values: list[float], volumes: list[float] | None = None
+) -> list:
     return [
         detector.update(i * MINUTE_US, v, None if volumes is None else volumes[i])
         for i, v in enumerate(values)
@@ -59,14 +61,19 @@ def test_min_change_keeps_small_moves_quiet() -> None:
 
 def test_batch_path_equals_streaming(paths_agree, noisy_series) -> None:
     ts_us, values, volumes = noisy_series
-    paths_agree(lambda: ZScore(ZScoreConfig(window=50, min_history=10, min_volume=5)),
-                ts_us, values, volumes)
+    paths_agree(
+        lambda: ZScore(ZScoreConfig(window=50, min_history=10, min_volume=5)),
+        ts_us,
+        values,
+        volumes,
+    )
 
 
 def test_restored_state_continues_exactly(restored_continues, noisy_series) -> None:
     ts_us, values, volumes = noisy_series
-    restored_continues(lambda: ZScore(ZScoreConfig(window=50, min_volume=5)),
-                       ts_us, values, volumes)
+    restored_continues(
+        lambda: ZScore(ZScoreConfig(window=50, min_volume=5)), ts_us, values, volumes
+    )
 
 
 def test_nan_values_are_skipped() -> None:
@@ -83,10 +90,19 @@ def test_nan_values_are_skipped() -> None:
     ("settings", "message"),
     [
         ({"window": 1}, "zscore.window: must be >= 2, got 1"),
-        ({"min_history": 80}, "zscore.min_history: must be between 2 and window (60), got 80"),
+        (
+            {"min_history": 80},
+            "zscore.min_history: must be between 2 and window (60), got 80",
+        ),
         ({"threshold": 0}, "zscore.threshold: must be > 0, got 0.0"),
-        ({"direction": "sideways"}, "zscore.direction: expected one of 'up', 'down', 'both'"),
-        ({"windw": 5}, "zscore.windw: unknown key (known keys: direction, min_change, "),
+        (
+            {"direction": "sideways"},
+            "zscore.direction: expected one of 'up', 'down', 'both'",
+        ),
+        (
+            {"windw": 5},
+            "zscore.windw: unknown key (known keys: direction, min_change, ",
+        ),
         ({"window": "60"}, "zscore.window: expected an integer, got '60'"),
     ],
 )

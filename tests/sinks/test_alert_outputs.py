@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import duckdb
 import pytest
@@ -55,10 +56,11 @@ def test_terminal_prints_one_line_per_event() -> None:
     buffer = io.StringIO()
     output = TerminalOutput(Console(file=buffer, width=200, color_system=None))
     output.write([alert(), alert("resolved", 3)])
-    assert buffer.getvalue().splitlines() == [
-        "CRITICAL error_5xx_spike: 5xx share 12.4 % in 14:05–14:06 against a usual 0.6 % ± 0.3",
-        "CRITICAL error_5xx_spike: 5xx share 12.4 % in 14:05–14:06 against a usual 0.6 % ± 0.3",
-    ]
+    line = (
+        "CRITICAL error_5xx_spike: "
+        "5xx share 12.4 % in 14:05–14:06 against a usual 0.6 % ± 0.3"
+    )
+    assert buffer.getvalue().splitlines() == [line, line]
 
 
 def test_json_lines_append_every_event(tmp_path: Path) -> None:
@@ -87,7 +89,9 @@ def test_duckdb_keeps_one_row_per_incident(tmp_path: Path) -> None:
     output.write([alert()])
     output.write([alert("resolved", 3)])
     with duckdb.connect(str(path), read_only=True) as connection:
-        rows = connection.execute("SELECT id, status, windows, detail FROM alerts").fetchall()
+        rows = connection.execute(
+            "SELECT id, status, windows, detail FROM alerts"
+        ).fetchall()
     assert rows == [("error_5xx_spike:20240501T140500Z", "resolved", 3, "{}")]
 
 
@@ -109,8 +113,9 @@ def test_alerts_table_types() -> None:
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    bodies: list[dict] = []
-    answers: list[int] = []
+    # Each test gets a subclass with its own lists (see the fixture).
+    bodies: ClassVar[list[dict]] = []
+    answers: ClassVar[list[int]] = []
 
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
@@ -178,8 +183,9 @@ def test_webhook_refused_connection_is_not_fatal(caplog) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     port = server.server_port
     server.server_close()  # nothing listens there now
-    output = WebhookOutput(f"http://127.0.0.1:{port}/", retries=1, timeout_s=1,
-                           sleep=lambda _: None)
+    output = WebhookOutput(
+        f"http://127.0.0.1:{port}/", retries=1, timeout_s=1, sleep=lambda _: None
+    )
     output.write([alert()])
     assert output.failures == 1
     assert "failed" in caplog.text

@@ -63,7 +63,7 @@ _MODIFIER_RANK = {"": 0, ">": 1, "<": 2}
 
 #: How to compile a parser again: a module-level function and its arguments.
 Recipe = tuple[Callable[..., "FormatParser"], tuple[Any, ...]]
-_NAMED_GROUP = re.compile(r"\(\?P<")
+_NAMED_GROUP = re.compile(r"\(\?P<(\w+)>")
 
 
 # ------------------------------------------------------------ regex building
@@ -386,7 +386,7 @@ def _convert(fld: F.Field) -> F.Outputs:
 
 @dataclass(frozen=True)
 class _Lines:
-    """The lines of a batch worth parsing: ``\r`` stripped, empty ones out."""
+    """The lines of a batch worth parsing: ``\\r`` stripped, empty ones out."""
 
     lines: pl.Series
     #: Batch row of each line (None: the same as the line's index).
@@ -449,7 +449,10 @@ class FormatParser(Parser):
             for c in f.spec.kind.columns(f.group)
         ]
         self._plan: _Plan | None = None
-        groups = len(_NAMED_GROUP.findall(self.fast_regex))
+        fast_groups = _NAMED_GROUP.findall(self.fast_regex)
+        # Texts only the fallback fills (a request line's whole text).
+        self._missing = [c for c in self._columns if c not in fast_groups]
+        groups = len(fast_groups)
         if groups > FAST_GROUP_LIMIT:
             logger.debug(
                 "format %r captures %d groups (> %d): slower vectorized match",
@@ -539,7 +542,7 @@ class FormatParser(Parser):
         frame = lines.alias("line").to_frame()
         chunks = max(1, min(pl.thread_pool_size(), lines.len() // MIN_CHUNK_LINES))
         step = max(1, -(-lines.len() // chunks))
-        missing = [pl.lit(None, pl.String).alias(c) for c in self._columns]
+        missing = [pl.lit(None, pl.String).alias(c) for c in self._missing]
         plans = []
         for start in range(0, max(lines.len(), 1), step):
             texts = (
@@ -550,11 +553,7 @@ class FormatParser(Parser):
                     pl.col("line").str.contains("\\", literal=True).alias(_ESCAPED),
                 )
             )
-            present = set(texts.collect_schema().names())
-            texts = texts.with_columns(
-                m for m in missing if m.meta.output_name() not in present
-            )
-            plans.append(finish(texts))
+            plans.append(finish(texts.with_columns(missing)))
         if len(plans) == 1:
             return plans[0].collect()
         return pl.concat(pl.collect_all(plans))
@@ -577,12 +576,14 @@ class FormatParser(Parser):
             return typed.select(keep)
 
         frame = self._chunks(lines, finish)
-        redo = ~frame.get_column(_HIT)
+        hit = frame.get_column(_HIT)
         if self._unescape is not None and self._text_columns:
-            redo = redo | frame.get_column(_ESCAPED)
+            escaped = frame.get_column(_ESCAPED) & hit
+            if escaped.any():
+                frame = self._unescape_typed(frame, escaped.arg_true())
         failed: dict[int, str] = {}
-        if redo.any():
-            frame, failed = self._redo(frame, lines, redo.arg_true(), finish)
+        if not hit.all():
+            frame, failed = self._redo(frame, lines, (~hit).arg_true(), finish)
         if flag is not None:
             flagged = frame.get_column(_FAILED).fill_null(False)
             if flagged.any():
@@ -617,6 +618,32 @@ class FormatParser(Parser):
         )
         logger.debug("redone apart: %d lines, %d rejected", len(index), len(failed))
         return frame, failed
+
+    def _unescape_typed(self, frame: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
+        """Undo escapes in the typed text of the lines at ``rows``.
+
+        The same as undoing them in the captured text before converting:
+        servers escape only quotes, backslashes and unprintable bytes, never
+        what conversions look at (``-``, ``?``, spaces, digits), so every
+        text conversion commutes with unescaping. Only the columns that
+        hold a backslash are touched.
+        """
+        unescape = self._unescape
+        assert unescape is not None
+        updates = []
+        for name, dtype in frame.schema.items():
+            if dtype != pl.String() or name in (_ESCAPED,):
+                continue
+            values = frame.get_column(name).gather(rows)
+            if not values.str.contains("\\", literal=True).any():
+                continue
+            fixed = [
+                v if v is None or "\\" not in v else unescape(v)
+                for v in values.to_list()
+            ]
+            column = frame.get_column(name)
+            updates.append(column.scatter(rows, pl.Series(fixed, dtype=pl.String)))
+        return frame.with_columns(updates) if updates else frame
 
     # -- the slow road -------------------------------------------------
 
