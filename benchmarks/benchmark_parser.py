@@ -134,7 +134,9 @@ def generate_json(n: int, seed: int = 7) -> pl.Series:
             "@timestamp": pl.Series(seconds)
             .cast(pl.Datetime("us"))
             .dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "remote_addr": _pick(rng, [f"10.0.{i // 250}.{i % 250}" for i in range(5000)], n),
+            "remote_addr": _pick(
+                rng, [f"10.0.{i // 250}.{i % 250}" for i in range(5000)], n
+            ),
             "method": _pick(rng, ["GET", "GET", "POST", "HEAD"], n),
             "path": _pick(rng, [f"/api/v1/items/{i}" for i in range(2000)], n),
             "status": pl.Series(rng.choice([200, 200, 200, 304, 404, 500], n)),
@@ -143,9 +145,7 @@ def generate_json(n: int, seed: int = 7) -> pl.Series:
             "user_agent": _pick(rng, ["curl/8.1.2", "Mozilla/5.0 (X11; Linux)"], n),
         }
     )
-    return frame.select(pl.struct(pl.all()).struct.json_encode().alias("line"))[
-        "line"
-    ]
+    return frame.select(pl.struct(pl.all()).struct.json_encode().alias("line"))["line"]
 
 
 def dataset(kind: str, n: int) -> pl.Series:

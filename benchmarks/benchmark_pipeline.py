@@ -173,6 +173,7 @@ def main() -> None:
                     str(log),
                     "--log-format=COMBINED",
                     "--no-global-config",
+                    "--no-progress",
                     "-o",
                     str(work / "goaccess.json"),
                 ],

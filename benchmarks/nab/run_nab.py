@@ -8,8 +8,8 @@ Usage, from the repository root::
 Every detector scores every file through its batch path
 (:meth:`~logweir.detectors.base.Detector.detect`), from an empty history,
 seeing each point only after the ones before it. A detector's anomaly
-score per point is the magnitude of its score (the ensemble's own score is
-already one-sided); points it does not score count as no detection. The
+score per point is the magnitude of its score (for the ensemble, its
+likelihood in [0, 1)); points it does not score count as no detection. The
 scorer (:mod:`benchmarks.nab.scoring`) then finds, per profile, the
 threshold that maximizes the normalized score over all files.
 
@@ -40,6 +40,7 @@ from benchmarks.nab.scoring import (
 
 from logweir.detectors import build_detector
 from logweir.detectors.base import FloatArray
+from logweir.detectors.ensemble import likelihood
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "nab"
@@ -111,10 +112,9 @@ def _static(item: NabFile) -> FloatArray:
 
 
 def _ensemble(item: NabFile) -> FloatArray:
-    result: FloatArray = (
-        build_detector("ensemble", {}).detect(item.ts_us, item.values).score
-    )
-    return result
+    """The ensemble's anomaly likelihood in [0, 1) (same order as its score)."""
+    scores = build_detector("ensemble", {}).detect(item.ts_us, item.values).score
+    return likelihood(scores)
 
 
 #: What is run, with the settings shown in BENCHMARKS.md.

@@ -59,7 +59,7 @@ def test_json(out: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert status == 0
     assert json.loads(text) == [
-        {"first": "2019-01-22T00:26:14Z", "last": "2019-01-22T00:29:58Z", "ips": 110}
+        {"first": "2019-01-22T00:26:14Z", "last": "2019-01-22T00:29:11Z", "ips": 101}
     ]
 
 

@@ -424,6 +424,14 @@ def test_directives_map_to_columns_and_extra(
     assert extra(row) == extras
 
 
+def test_epoch_out_of_range_is_rejected_not_wrapped() -> None:
+    result = parse("%h %{sec}t", ["h 99999999999999999", "h 9999999999999999999999"])
+    assert result.rejects.get_column("reason").to_list() == [
+        'time: invalid date or time at char 2, got "99999999999999999"',
+        'time: invalid date or time at char 2, got "9999999999999999999999"',
+    ]
+
+
 def test_strftime_without_offset_uses_the_configured_zone() -> None:
     fmt = "[%{%d/%b/%Y %H:%M:%S}t]"
     winter = event(fmt, "[10/Jan/2021 12:00:00]", timezone="Europe/Berlin")

@@ -149,5 +149,10 @@ def handle(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(write_report_json(report) + "\n")
         return 0
-    render_report(report, Console(), width=config.report.sparkline_width)
+    render_report(
+        report,
+        Console(),
+        width=config.report.sparkline_width,
+        top=config.report.top,
+    )
     return 0

@@ -54,9 +54,9 @@ class ClientFloodConfig:
     min_rate: float = 2.0
     peer_factor: float = 20.0
     surge_factor: float = 3.0
-    history: int = 30
+    history: int = 15
     min_history: int = 5
-    max_keys: int = 2000
+    max_keys: int = 1000
     critical_factor: float = 200.0
     enabled: bool = True
 
@@ -93,7 +93,7 @@ class NewUserAgentConfig:
     min_share: float = 0.1
     min_history: int = 10
     fresh_windows: int = 60
-    memory: int = 10_000
+    memory: int = 2000
     enabled: bool = True
 
     def __post_init__(self) -> None:

@@ -222,8 +222,7 @@ def _pm_convert(texts: Mapping[str, pl.Expr]) -> F.Outputs:
 
 def _epoch_seconds_convert(texts: Mapping[str, pl.Expr]) -> F.Outputs:
     value = F.not_dash(texts[""]).cast(pl.Int64, strict=False)
-    when = (value * 1_000_000).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    return {"": value, "time:datetime": when}
+    return {"": value, "time:datetime": F.epoch_to_datetime(value, 1_000_000)}
 
 
 def _special(

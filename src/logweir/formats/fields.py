@@ -40,7 +40,6 @@ import polars as pl
 import pyarrow as pa
 
 from logweir.schema import EXTRA_TYPE, LineBatch, conform_rejects, empty_rejects
-from logweir.schema import REJECT_SCHEMA as REJECT_SCHEMA
 
 #: A mapping from a field's output name to its expression. The output ``""``
 #: is the field's own typed value; ``"time:<part>"`` outputs feed the
@@ -121,7 +120,7 @@ def _main(texts: Mapping[str, pl.Expr]) -> pl.Expr:
 
 
 def not_dash(expr: pl.Expr) -> pl.Expr:
-    """``expr`` with the placeholder ``-`` (and ``""`` never) turned to null."""
+    """``expr`` with the placeholder ``-`` turned to null (``""`` stays)."""
     return pl.when(expr != "-").then(expr)
 
 
@@ -250,13 +249,6 @@ HEX = number_kind(
     lambda e: e.str.to_integer(base=16, strict=False).cast(pl.UInt64, strict=False),
     pl.UInt64(),
 )
-SECONDS = number_kind(
-    "seconds",
-    "a number of seconds",
-    "[0-9]+(?:\\.[0-9]+)?",
-    lambda e: e.cast(pl.Float64, strict=False),
-    pl.Float64(),
-)
 DURATION_S = number_kind(
     "seconds", "a number of seconds", "[0-9]+", _int, pl.Int64(), _ms(1000.0)
 )
@@ -343,7 +335,7 @@ def _is_protocol(token: str) -> bool:
         and name.isalpha()
         and name.isupper()
         and bool(version)
-        and all(c.isdigit() or c == "." for c in version)
+        and all(c in "0123456789." for c in version)
     )
 
 
@@ -405,9 +397,6 @@ def request_columns(line: pl.Expr) -> dict[str, pl.Expr]:
         "query": target.struct.field("field_1"),
         "protocol": parts.struct.field("protocol"),
     }
-
-
-_TOKEN = '[^ "?]'
 
 
 def _request_fast(group: str, stop: Stop) -> str:
@@ -590,13 +579,31 @@ ISO_TIME = Kind(
 )
 
 
+#: Epoch times past this many µs (year 9999) are refused, not wrapped.
+_MAX_EPOCH_US = 253_402_300_800_000_000
+
+
+def epoch_to_datetime(
+    value: pl.Expr, unit_us: int, extra_us: pl.Expr | None = None
+) -> pl.Expr:
+    """UTC datetimes from integers counting ``unit_us`` µs since the epoch
+    (plus ``extra_us``); null beyond the year 9999 rather than overflowing."""
+    in_range = value.abs() < _MAX_EPOCH_US // unit_us
+    micros = value * unit_us if extra_us is None else value * unit_us + extra_us
+    return (
+        pl.when(in_range)
+        .then(micros)
+        .cast(pl.Datetime("us"))
+        .dt.replace_time_zone("UTC")
+    )
+
+
 def epoch_kind(unit_us: int, expected: str) -> Kind:
     """Whole seconds / ms / µs since the epoch (``%{sec}t``, ``%{msec}t``…)."""
 
     def convert(texts: Mapping[str, pl.Expr]) -> Outputs:
         value = _int(not_dash(_main(texts)))
-        when = (value * unit_us).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-        return {"": value, "time:datetime": when}
+        return {"": value, "time:datetime": epoch_to_datetime(value, unit_us)}
 
     return Kind(
         "epoch time", expected, *fixed("-|[0-9]+"), convert=convert, dtype=pl.Int64()
@@ -614,8 +621,7 @@ def _decimal_epoch_convert(texts: Mapping[str, pl.Expr]) -> Outputs:
         .str.pad_end(6, "0")
         .cast(pl.Int64, strict=False)
     )
-    micros = whole * 1_000_000 + frac
-    when = micros.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    when = epoch_to_datetime(whole, 1_000_000, frac)
     return {"": text.cast(pl.Float64, strict=False), "time:datetime": when}
 
 
@@ -935,9 +941,7 @@ __all__ = [
     "INT",
     "ISO_TIME",
     "QUERY",
-    "REJECT_SCHEMA",
     "REQUEST",
-    "SECONDS",
     "SECONDS_LIST",
     "STATUS",
     "TARGET",
@@ -953,6 +957,7 @@ __all__ = [
     "build_extra",
     "build_rejects",
     "epoch_kind",
+    "epoch_to_datetime",
     "flat_fields",
     "fraction_kind",
     "number_kind",

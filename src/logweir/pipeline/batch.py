@@ -39,7 +39,7 @@ from concurrent.futures import (
     wait,
 )
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,13 +60,11 @@ from logweir.pipeline.worker import (
     init_worker,
     process_chunk,
 )
-from logweir.sinks import AggregateStore
+from logweir.sinks import STORE_NAME, AggregateStore
 from logweir.sources import STDIN, Chunk, InputFile, expand_inputs, plan_chunks
 from logweir.windows import WindowAggregator
 
 logger = logging.getLogger(__name__)
-
-STORE_NAME = "logweir.duckdb"
 
 #: How often the progress callback hears from the run.
 PROGRESS_EVERY_S = 0.2
@@ -136,28 +134,38 @@ def run_batch(
     formats = choose_formats(inputs, config.format, options)
     tasks = _plan(inputs, formats, options, config)
     total_bytes = sum(inp.size_bytes or 0 for inp in inputs)
+    main_s: dict[str, float] = {}
     merged, outcomes = _execute(tasks, config.worker_count, total_bytes, progress)
+    mark = time.perf_counter()
     windows = merged.finish() if merged is not None else None
-    store_path = config.out / STORE_NAME
-    store = AggregateStore(store_path)
-    if windows is not None and windows.height:
-        store.upsert_windows(windows)
+    mark = _lap(main_s, "windows", mark)
     alerts = None
     if engine is not None and windows is not None and windows.height:
         alerts = detect_alerts(engine, windows)
-        store.upsert_table("alerts", alerts, key=["id"])
-    summary = _summarize(
-        config,
-        inputs,
-        formats,
-        outcomes,
-        windows,
-        alerts,
-        started_at,
-        time.perf_counter() - clock,
-    )
-    record_run(store, summary)
+    mark = _lap(main_s, "detect", mark)
+    with AggregateStore(config.out / STORE_NAME) as store:
+        if windows is not None and windows.height:
+            store.upsert_windows(windows)
+        if alerts is not None:
+            store.upsert_table("alerts", alerts, key=["id"])
+        _lap(main_s, "store", mark)
+        summary = _summarize(
+            config, inputs, formats, outcomes, started_at, time.perf_counter() - clock
+        )
+        summary = replace(
+            summary,
+            windows=windows.height if windows is not None else 0,
+            alerts=alerts,
+            stage_s={**summary.stage_s, **{f"main_{k}": v for k, v in main_s.items()}},
+        )
+        record_run(store, summary)
     return summary
+
+
+def _lap(laps: dict[str, float], name: str, since: float) -> float:
+    now = time.perf_counter()
+    laps[name] = now - since
+    return now
 
 
 def check_writable(out: Path) -> None:
@@ -396,8 +404,6 @@ def _summarize(
     inputs: list[InputFile],
     formats: dict[str, FormatChoice],
     outcomes: list[ChunkOutcome],
-    windows: pl.DataFrame | None,
-    alerts: pl.DataFrame | None,
     started_at: datetime,
     elapsed_s: float,
 ) -> RunSummary:
@@ -424,8 +430,8 @@ def _summarize(
         untimed=sum(o.untimed for o in outcomes),
         bytes_read=sum(inp.size_bytes or 0 for inp in inputs),
         reject_reasons=dict(reasons.most_common()),
-        windows=windows.height if windows is not None else 0,
-        alerts=alerts,
+        windows=0,
+        alerts=None,
         lake_files=tuple(Path(p) for o in outcomes for p in o.lake_files),
         reject_files=tuple(Path(p) for o in outcomes for p in o.reject_files),
         started_at=started_at,

@@ -8,6 +8,8 @@
 * every table of ``OUT/logweir.duckdb`` (``windows``, ``alerts``, ``runs``,
   ...) is a view of the same name; the store is attached read-only, so a
   query can never change it.
+
+The views are those of :func:`logweir.sinks.create_views`.
 """
 
 from __future__ import annotations
@@ -19,50 +21,19 @@ import polars as pl
 
 from logweir.errors import ConfigError, LogweirError
 from logweir.schema import EVENT_SCHEMA
-
-STORE_NAME = "logweir.duckdb"
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+from logweir.sinks import create_views
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _events_view(db: duckdb.DuckDBPyConnection, out: Path) -> None:
-    lake = out / "events"
-    if any(lake.glob("**/*.parquet")):
-        pattern = _literal(str(lake / "**" / "*.parquet"))
-        db.execute(
-            "CREATE VIEW events AS SELECT * FROM read_parquet("
-            f"{pattern}, hive_partitioning = true, union_by_name = true)"
-        )
+def _empty_events(db: duckdb.DuckDBPyConnection) -> None:
+    """An ``events`` view with the lake's columns and no row, for a new lake."""
+    tables = db.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_name = 'events'"
+    ).fetchall()
+    if tables:
         return
-    # No file yet: an empty view with the lake's columns, so queries still run.
     empty = pl.DataFrame(schema=EVENT_SCHEMA).drop("extra")
     db.register("_no_events", empty.to_arrow())
     db.execute("CREATE VIEW events AS SELECT * FROM _no_events")
-
-
-def _store_views(db: duckdb.DuckDBPyConnection, out: Path) -> list[str]:
-    store = out / STORE_NAME
-    if not store.is_file():
-        return []
-    db.execute(f"ATTACH {_literal(str(store))} AS store (READ_ONLY)")
-    names = [
-        str(row[0])
-        for row in db.execute(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_catalog = 'store' ORDER BY table_name"
-        ).fetchall()
-    ]
-    for name in names:
-        if name == "events":
-            continue
-        db.execute(f"CREATE VIEW {_quote(name)} AS SELECT * FROM store.{_quote(name)}")
-    return names
 
 
 def open_query(out: Path) -> duckdb.DuckDBPyConnection:
@@ -74,9 +45,8 @@ def open_query(out: Path) -> duckdb.DuckDBPyConnection:
         raise ConfigError(f"{str(out)!r} is not an output folder (give --out)")
     db = duckdb.connect()
     try:
-        db.execute("SET TimeZone = 'UTC'")
-        _events_view(db, out)
-        _store_views(db, out)
+        create_views(out, db)
+        _empty_events(db)
     except duckdb.Error as error:
         db.close()
         raise LogweirError(

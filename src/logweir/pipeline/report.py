@@ -18,7 +18,6 @@ from typing import Any
 
 import duckdb
 from rich import box
-from rich.columns import Columns
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
@@ -221,15 +220,23 @@ def report_to_dict(report: RunReport) -> dict[str, Any]:
 def _table(title: str, headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", expand=True)
     for index, header in enumerate(headers):
-        if index == 0:
-            table.add_column(header, justify="left", overflow="fold")
+        if index == 0:  # keys (paths, agents) can be long: cut, never wrap
+            table.add_column(header, overflow="ellipsis", no_wrap=True, ratio=1)
         else:
-            table.add_column(header, justify="right", overflow="ellipsis")
+            table.add_column(header, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
     if not rows:
         table.add_row("(none)", *([""] * (len(headers) - 1)))
     return table
+
+
+def _side_by_side(left: Table, right: Table) -> Table:
+    grid = Table.grid(expand=True, padding=(0, 2))
+    grid.add_column(ratio=1)
+    grid.add_column(ratio=1)
+    grid.add_row(left, right)
+    return grid
 
 
 def _overview(report: RunReport) -> Table:
@@ -295,11 +302,8 @@ def _alert_lines(summary: RunSummary) -> list[str]:
     return [str(value) for value in alerts.get_column(column).to_list()]
 
 
-def render_report(report: RunReport, console: Console, *, width: int = 60) -> None:
-    """Draw ``report`` on ``console``: overview, then the panels."""
-    summary = report.summary
-    console.print(Panel(_overview(report), title="logweir run", box=box.ROUNDED))
-    console.print(_rate_panel(report, width))
+def _status_and_rejects(report: RunReport, top: int) -> Table:
+    total = max(report.requests, 1)
     status = _table(
         "status codes",
         ("status", "requests", "share"),
@@ -307,29 +311,24 @@ def render_report(report: RunReport, console: Console, *, width: int = 60) -> No
             (
                 row["status"] if row["status"] is not None else "-",
                 f"{row['requests']:,}",
-                f"{100 * row['requests'] / max(report.requests, 1):.1f} %",
+                f"{100 * row['requests'] / total:.1f} %",
             )
             for row in report.status_codes
         ],
     )
-    rejects = _table(
-        "rejects by reason",
-        ("reason", "lines"),
-        [(reason, f"{count:,}") for reason, count in summary.reject_reasons.items()],
-    )
-    console.print(Columns([status, rejects], equal=True, expand=True))
-    headers = ("key", "requests", "bytes")
-    console.print(
-        Columns(
-            [
-                _table("top paths", headers, _ranked_rows(report.top_paths)),
-                _table("top clients", headers, _ranked_rows(report.top_clients)),
-            ],
-            equal=True,
-            expand=True,
-        )
-    )
-    slowest = [
+    reasons = list(report.summary.reject_reasons.items())
+    rows: list[tuple[Any, ...]] = [
+        (reason, f"{count:,}") for reason, count in reasons[:top]
+    ]
+    if len(reasons) > top:
+        rest = sum(count for _, count in reasons[top:])
+        rows.append((f"({len(reasons) - top} other reasons)", f"{rest:,}"))
+    rejects = _table("rejects by reason", ("reason", "lines"), rows)
+    return _side_by_side(status, rejects)
+
+
+def _slowest(report: RunReport) -> Table | str:
+    rows = [
         (
             row["path"],
             f"{row['requests']:,}",
@@ -338,25 +337,43 @@ def render_report(report: RunReport, console: Console, *, width: int = 60) -> No
         )
         for row in report.slowest_paths
     ]
+    if not rows:
+        return "[dim]slowest paths: the format records no durations[/dim]"
+    return _table("slowest paths", ("path", "requests", "mean ms", "p95 ms"), rows)
+
+
+def _outputs_panel(summary: RunSummary) -> Panel:
+    lines = [
+        f"[bold]{kind:<8}[/bold] {path}" for kind, path in outputs(summary).items()
+    ]
+    lines.append(f'[dim]query: logweir query "SELECT ..." --out {summary.out}[/dim]')
+    return Panel("\n".join(lines), title="outputs", box=box.ROUNDED)
+
+
+def render_report(
+    report: RunReport, console: Console, *, width: int = 60, top: int = 10
+) -> None:
+    """Draw ``report`` on ``console``: overview, then the panels.
+
+    ``width`` is the sparkline's bars at most, ``top`` the rows of the
+    rejects panel (the ranked panels hold what :func:`build_report` kept).
+    """
+    headers = ("key", "requests", "bytes")
+    console.print(Panel(_overview(report), title="logweir run", box=box.ROUNDED))
+    console.print(_rate_panel(report, width))
+    console.print(_status_and_rejects(report, top))
+    console.print(_table("top paths", headers, _ranked_rows(report.top_paths)))
     console.print(
-        Columns(
-            [
-                _table("top 404s", headers, _ranked_rows(report.top_404s)),
-                _table(
-                    "slowest paths", ("path", "requests", "mean ms", "p95 ms"), slowest
-                ),
-            ],
-            equal=True,
-            expand=True,
+        _side_by_side(
+            _table("top clients", headers, _ranked_rows(report.top_clients)),
+            _table("top 404s", headers, _ranked_rows(report.top_404s)),
         )
     )
-    alerts = _alert_lines(summary)
+    console.print(_slowest(report))
+    alerts = _alert_lines(report.summary)
     if alerts:
         console.print(Panel("\n".join(alerts), title=f"alerts ({len(alerts)})"))
-    where = outputs(summary)
-    lines = [f"[bold]{kind:<8}[/bold] {path}" for kind, path in where.items()]
-    lines.append(f'[dim]query: logweir query "SELECT ..." --out {summary.out}[/dim]')
-    console.print(Panel("\n".join(lines), title="outputs", box=box.ROUNDED))
+    console.print(_outputs_panel(report.summary))
 
 
 def write_report_json(report: RunReport, path: Path | None = None) -> str:

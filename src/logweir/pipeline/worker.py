@@ -14,18 +14,18 @@ so memory stays bounded by a few batches per worker.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import polars as pl
 
@@ -40,8 +40,10 @@ from logweir.windows import WindowAggregator, parse_windows
 
 logger = logging.getLogger(__name__)
 
-#: Parsed batches waiting for the writer thread, per worker.
-WRITE_QUEUE_BATCHES = 2
+T = TypeVar("T")
+
+#: Batches waiting in each bounded queue of a worker (read, write, aggregate).
+QUEUE_BATCHES = 2
 
 #: The stages whose seconds a chunk reports (see :attr:`ChunkOutcome.stage_s`).
 STAGES = ("read", "parse", "aggregate", "write", "wait")
@@ -154,44 +156,48 @@ def _rebuild(
     return RemoteError(error)
 
 
-@functools.lru_cache(maxsize=8)
+_parsers: dict[tuple[str, str], Parser] = {}
+
+
 def compiled_parser(spec: str, options: ParseOptions) -> Parser:
-    """Compile each format once per process, not once per chunk."""
-    return compile_format(spec, options)
+    """Compile each format once per process, not once per chunk.
+
+    Keyed by the options' repr: they hold a dict, so they cannot be hashed.
+    """
+    key = (spec, repr(options))
+    parser = _parsers.get(key)
+    if parser is None:
+        parser = _parsers[key] = compile_format(spec, options)
+    return parser
 
 
-class BackgroundWriter:
-    """A writer thread fed through a bounded queue.
+class BoundedStage(Generic[T]):
+    """A thread that handles items in order, fed through a bounded queue.
 
-    Use as a context manager; :meth:`put` blocks while the queue is full.
-    A write error is raised by the next :meth:`put` or at exit. Leaving the
-    block with an error of its own drops what is still queued: the files
-    already renamed into place are whole, and nothing half-written stays.
+    Use as a context manager; :meth:`put` blocks while the queue is full,
+    which is how a slow stage slows the one feeding it. An error in the
+    thread is raised by the next :meth:`put` or at exit. Leaving the block
+    with an error of its own drops what is still queued.
     """
 
-    def __init__(self, lake: LakeWriter, rejects: RejectWriter) -> None:
-        self._lake = lake
-        self._rejects = rejects
-        self._queue: queue.Queue[tuple[pl.DataFrame, pl.DataFrame, str] | None] = (
-            queue.Queue(maxsize=WRITE_QUEUE_BATCHES)
-        )
+    def __init__(self, name: str, handle: Callable[[T], None]) -> None:
+        self._handle = handle
+        self._queue: queue.Queue[tuple[T] | None] = queue.Queue(QUEUE_BATCHES)
         self._error: BaseException | None = None
         self._abort = False
-        self.lake_files: list[str] = []
-        self.reject_files: list[str] = []
-        self.write_s = 0.0
+        self.busy_s = 0.0
         self.wait_s = 0.0
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> BackgroundWriter:
+    def __enter__(self) -> BoundedStage[T]:
         self._thread.start()
         return self
 
-    def put(self, events: pl.DataFrame, rejects: pl.DataFrame, name: str) -> None:
+    def put(self, item: T) -> None:
         if self._error is not None:
             raise self._error
         started = time.perf_counter()
-        self._queue.put((events, rejects, name))
+        self._queue.put((item,))
         self.wait_s += time.perf_counter() - started
 
     def __exit__(
@@ -215,12 +221,67 @@ class BackgroundWriter:
                 continue  # keep draining so that put never blocks for ever
             started = time.perf_counter()
             try:
-                self._write(*item)
-            except BaseException as error:  # handed to the parsing thread
+                self._handle(item[0])
+            except BaseException as error:  # handed to the feeding thread
                 self._error = error
-            self.write_s += time.perf_counter() - started
+            self.busy_s += time.perf_counter() - started
 
-    def _write(self, events: pl.DataFrame, rejects: pl.DataFrame, name: str) -> None:
+
+def prefetch(batches: Iterator[LineBatch]) -> Generator[LineBatch, None, None]:
+    """Read ``batches`` ahead in a thread, so that reading overlaps parsing.
+
+    Holds at most :data:`QUEUE_BATCHES` batches; an error while reading is
+    raised where the batch would have come. Closing the generator (or
+    leaving it) stops the thread.
+    """
+    Item = tuple[LineBatch | None, BaseException | None]
+    ready: queue.Queue[Item] = queue.Queue(QUEUE_BATCHES)
+    stop = threading.Event()
+
+    def offer(item: Item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                if not offer((batch, None)):
+                    return
+            offer((None, None))
+        except BaseException as error:  # handed to the consumer
+            offer((None, error))
+
+    thread = threading.Thread(target=read, name="read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            batch, error = ready.get()
+            if error is not None:
+                raise error
+            if batch is None:
+                return
+            yield batch
+    finally:
+        stop.set()
+        thread.join()
+
+
+class LakeStage:
+    """Writes each parsed batch's events and rejects (the writer thread's job)."""
+
+    def __init__(self, out: Path) -> None:
+        self._lake = LakeWriter(out)
+        self._rejects = RejectWriter(out)
+        self.lake_files: list[str] = []
+        self.reject_files: list[str] = []
+
+    def write(self, item: tuple[pl.DataFrame, pl.DataFrame, str]) -> None:
+        events, rejects, name = item
         if events.height:
             self.lake_files.extend(str(p) for p in self._lake.write(events, name))
         if rejects.height:
@@ -276,10 +337,19 @@ class _ChunkRun:
         return now
 
     def run(self) -> ChunkOutcome:
+        """Read, parse, write and aggregate the chunk; four threads overlap.
+
+        Reading runs one batch ahead (:func:`prefetch`); writing and
+        aggregating each take batches from their own bounded queue, in
+        order, so the slowest of them sets the pace and memory stays at a
+        few batches.
+        """
         task = self.task
-        writer = BackgroundWriter(LakeWriter(task.out), RejectWriter(task.out))
-        with writer:
-            batches = _batches(task)
+        lake = LakeStage(task.out)
+        writer = BoundedStage("write", lake.write)
+        aggregate = BoundedStage("aggregate", self._aggregate)
+        with ExitStack() as stack, writer, aggregate:
+            batches = stack.enter_context(closing(prefetch(_batches(task))))
             for batch_index in itertools.count():
                 started = time.perf_counter()
                 batch = next(batches, None)
@@ -288,39 +358,51 @@ class _ChunkRun:
                     break
                 if self.shared.should_stop(task.index):
                     raise ChunkStopped
-                self._handle(batch, f"{task.chunk.name}-{batch_index:04d}", writer)
+                result = self._parse(batch)
+                writer.put((result.events, result.rejects, self._name(batch_index)))
+                aggregate.put(result.events)
         self._advance(self.chunk_bytes - self.reported_bytes, 0)
-        return self._finish(writer)
+        return self._finish(lake, writer, aggregate)
 
-    def _handle(self, batch: LineBatch, name: str, writer: BackgroundWriter) -> None:
+    def _name(self, batch_index: int) -> str:
+        return f"{self.task.chunk.name}-{batch_index:04d}"
+
+    def _parse(self, batch: LineBatch) -> ParseResult:
         started = time.perf_counter()
         result = self.parser.parse(batch)
-        started = self._time("parse", started)
+        self._time("parse", started)
         if self.task.strict and result.rejects.height:
             raise _strict_error(result.rejects)
-        writer.put(result.events, result.rejects, name)
-        started = time.perf_counter()
-        late = self.aggregator.update(result.events)
-        self._time("aggregate", started)
         _count(self.outcome, batch, result)
-        self.outcome.late += late.height
         size = min(_batch_size_bytes(batch), self.chunk_bytes - self.reported_bytes)
         self._advance(size, len(batch))
+        return result
+
+    def _aggregate(self, events: pl.DataFrame) -> None:
+        """Runs in the aggregating thread, one batch at a time, in order."""
+        late = self.aggregator.update(events)
+        self.outcome.late += late.height
 
     def _advance(self, size_bytes: int, lines: int) -> None:
         self.reported_bytes += size_bytes
         self.shared.advance(size_bytes, lines)
 
-    def _finish(self, writer: BackgroundWriter) -> ChunkOutcome:
+    def _finish(
+        self,
+        lake: LakeStage,
+        writer: BoundedStage[Any],
+        aggregate: BoundedStage[Any],
+    ) -> ChunkOutcome:
         outcome = self.outcome
         started = time.perf_counter()
         outcome.untimed = self.aggregator.untimed_events
         outcome.state = self.aggregator.to_bytes()
         self._time("aggregate", started)
-        outcome.stage_s["write"] += writer.write_s
-        outcome.stage_s["wait"] += writer.wait_s
-        outcome.lake_files = writer.lake_files
-        outcome.reject_files = writer.reject_files
+        outcome.stage_s["aggregate"] += aggregate.busy_s
+        outcome.stage_s["write"] += writer.busy_s
+        outcome.stage_s["wait"] += writer.wait_s + aggregate.wait_s
+        outcome.lake_files = lake.lake_files
+        outcome.reject_files = lake.reject_files
         return outcome
 
 

@@ -44,6 +44,21 @@ logger = logging.getLogger(__name__)
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 #: Columns that get bloom filters.
 BLOOM_COLUMNS: tuple[str, ...] = ("client_ip", "path")
+#: Columns written with dictionary encoding: few distinct values per file.
+#: The others (times, offsets, numbers, paths, client IPs) are written
+#: plain: their dictionaries overflow or barely repeat, so encoding them
+#: costs time and, with zstd after it, gives larger files (measured).
+DICTIONARY_COLUMNS: tuple[str, ...] = (
+    "method",
+    "protocol",
+    "status",
+    "host",
+    "user_agent",
+    "referer",
+    "level",
+    "service",
+    "source",
+)
 #: Sort order of files longer than one row group.
 SORT_COLUMNS: tuple[str, ...] = ("client_ip", "ts")
 
@@ -122,21 +137,24 @@ class LakeWriter:
         """Nothing to release; here for the common sink verbs."""
 
     def _by_hour(self, events: pl.DataFrame) -> list[tuple[int | None, pl.DataFrame]]:
+        """(hour since the epoch, rows) per hour present, nulls last.
+
+        One filter per hour: a batch spans few hours, and this is cheaper
+        than ``partition_by``, which gathers every column once more.
+        """
         hours = events.get_column("ts").dt.epoch("us") // _HOUR_US
-        distinct = hours.unique()
-        if distinct.len() == 1:
-            return [(distinct.item(), events)]
-        keyed = events.with_columns(hours.alias("_hour"))
-        parts = keyed.partition_by("_hour", include_key=False, as_dict=True)
-        return sorted(
-            ((key[0], part) for key, part in parts.items()),
-            key=lambda pair: (pair[0] is None, pair[0] or 0),
-        )
+        distinct = hours.unique().sort(nulls_last=True).to_list()
+        if len(distinct) == 1:
+            return [(distinct[0], events)]
+        return [
+            (hour, events.filter(hours.is_null() if hour is None else hours == hour))
+            for hour in distinct
+        ]
 
     def _write_file(self, path: Path, frame: pl.DataFrame) -> None:
         if frame.height > self.row_group_rows:
             frame = frame.sort(list(SORT_COLUMNS), nulls_last=True)
-        table = frame.to_arrow()
+        table = _to_arrow(frame)
         ndv = min(frame.height, self.row_group_rows)
         blooms = {
             column: {"ndv": ndv, "fpp": self.bloom_fpp}
@@ -153,6 +171,22 @@ class LakeWriter:
         logger.debug("lake: %d rows to %s", frame.height, path)
 
 
+def _to_arrow(frame: pl.DataFrame) -> pa.Table:
+    """``frame`` as Arrow, strings as string views where the writer allows.
+
+    Top-level string views cost no copy and pyarrow writes them; inside a
+    list of structs (``extra``) its Parquet writer cannot slice them, so
+    nested columns are converted to classic large strings.
+    """
+    flat = [name for name, dtype in frame.schema.items() if not dtype.is_nested()]
+    table = frame.select(flat).to_arrow(compat_level=pl.CompatLevel.newest())
+    for index, (name, dtype) in enumerate(frame.schema.items()):
+        if dtype.is_nested():
+            column = frame.select(name).to_arrow(compat_level=pl.CompatLevel.oldest())
+            table = table.add_column(index, column.field(0), column.column(0))
+    return table
+
+
 def _write_table(
     table: pa.Table,
     target: Path,
@@ -166,5 +200,8 @@ def _write_table(
         compression_level=writer.compression_level,
         row_group_size=writer.row_group_rows,
         write_statistics=True,
+        use_dictionary=[
+            name for name in DICTIONARY_COLUMNS if name in table.column_names
+        ],
         bloom_filter_options=blooms,
     )

@@ -197,7 +197,7 @@ def _items(prepared: pl.DataFrame, grouped: pl.DataFrame, kind: int) -> pl.DataF
         "pane",
         pl.col("status_class").fill_null(0),
         pl.lit(kind, dtype=pl.UInt8).alias("kind"),
-        "item",
+        detached("item"),
         grouped.get_column("count"),
         (pl.col("class_slot") ^ KIND_SALTS[kind]).alias("group"),
         pl.col(f"h{kind}").alias("ihash"),
@@ -221,4 +221,16 @@ def _heavy(prepared: pl.DataFrame, grouped: pl.DataFrame, column: str) -> pl.Dat
             ],
         )
         .select("pane", pl.lit(column).alias("dimension"), pl.exclude("pane"))
+        .with_columns(detached("key"))
     )
+
+
+def detached(column: str) -> pl.Expr:
+    """``column`` with its text copied into a buffer of its own.
+
+    A gathered string column still points into the buffers of the frame it
+    was gathered from: a few kept paths would hold a whole batch's text in
+    memory for as long as the window state lives. Concatenating an empty
+    string makes Polars write new strings.
+    """
+    return (pl.col(column) + pl.lit("")).alias(column)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from logweir.schema import WINDOW_SCHEMA
@@ -145,44 +146,80 @@ def _small_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
 
 
 def _quantile_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
-    """Percentiles per window and group, from every (cell, bucket) row of
-    the window's panes (see :func:`quantiles`)."""
+    """Percentiles per window and group from the (pane, cell, bucket) rows.
+
+    Each row counts towards every window its pane is in and every group its
+    cell feeds; rather than materialize that product with joins, the
+    (window, group) index of each pairing is computed with NumPy lookups
+    and all pairings go to :func:`quantiles` at once.
+    """
+    hist = state.tables["hist"].frame()
     groups = plan.groups.height
-    rows = (
-        _per_pane(state.tables["hist"].frame(), plan)
-        .join(plan.spans.lazy(), on="pid")
-        .select(
-            (pl.col("wid").cast(pl.Int64) * groups + pl.col("gid")).alias("index"),
-            "bucket",
-            "count",
-        )
-        .collect()
-    )
-    found = quantiles(
-        rows.get_column("index").to_numpy(),
-        rows.get_column("bucket").to_numpy(),
-        rows.get_column("count").to_numpy(),
-        plan.windows.height * groups,
-    )
-    index = pl.int_range(plan.windows.height * groups, dtype=pl.Int64, eager=True)
+    pane_ids = plan.panes.get_column("pane").to_numpy()
+    panes = hist.get_column("pane").to_numpy()
+    found = np.searchsorted(pane_ids, panes).clip(0, len(pane_ids) - 1)
+    needed = pane_ids[found] == panes
+    pids = found[needed]
+    window_layers = _layers(plan.spans, "pid", "wid", len(pane_ids))
+    cells, cell_layers = _cell_layers(plan)
+    cell_index = np.searchsorted(cells, hist.get_column("cell").to_numpy()[needed])
+    buckets = hist.get_column("bucket").to_numpy()[needed]
+    counts = hist.get_column("count").to_numpy()[needed]
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for windows in window_layers:
+        wid = windows[pids]
+        for group_layer in cell_layers:
+            gid = group_layer[cell_index]
+            keep = (wid >= 0) & (gid >= 0)
+            parts.append((wid[keep] * groups + gid[keep], buckets[keep], counts[keep]))
+    index, bucket, count = (np.concatenate(column) for column in zip(*parts, strict=True))
+    values = quantiles(index, bucket, count, plan.windows.height * groups)
+    rows = pl.int_range(plan.windows.height * groups, dtype=pl.Int64, eager=True)
     return pl.DataFrame(
         {
-            "wid": (index // groups).cast(pl.UInt32),
-            "gid": (index % groups).cast(pl.UInt32),
-            **{
-                name: pl.Series(values).fill_nan(None) for name, values in found.items()
-            },
+            "wid": (rows // groups).cast(pl.UInt32),
+            "gid": (rows % groups).cast(pl.UInt32),
+            **{name: pl.Series(array).fill_nan(None) for name, array in values.items()},
         }
     ).drop_nulls(QUANTILES[0][0])
+
+
+def _layers(pairs: pl.DataFrame, source: str, target: str, size: int) -> np.ndarray:
+    """A ``(fan-out, size)`` array: row k maps each source index to its k-th
+    target index (or -1). ``pairs`` holds (source, target) index pairs."""
+    ordered = pairs.select(
+        pl.col(source).cast(pl.Int64), pl.col(target).cast(pl.Int64)
+    ).sort(source)
+    sources = ordered.get_column(source).to_numpy()
+    targets = ordered.get_column(target).to_numpy()
+    if len(sources) == 0:
+        return np.full((0, size), -1, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, sources[1:] != sources[:-1]])
+    lengths = np.diff(np.r_[starts, len(sources)])
+    layer = np.arange(len(sources)) - np.repeat(starts, lengths)
+    result = np.full((int(lengths.max()), size), -1, dtype=np.int64)
+    result[layer, sources] = targets
+    return result
+
+
+def _cell_layers(plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted cell ids, and the groups of each cell as :func:`_layers`."""
+    cells = np.unique(plan.cell_groups.get_column("cell").to_numpy())
+    indexed = plan.cell_groups.with_columns(
+        cell_index=pl.Series(
+            np.searchsorted(cells, plan.cell_groups.get_column("cell").to_numpy())
+        )
+    )
+    return cells, _layers(indexed, "cell_index", "gid", len(cells))
 
 
 def _top_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
     """``top_*`` JSON columns for the overall and status-class rows.
 
-    Item summaries are kept per pane and status class; the overall row of
-    a pane sums its classes. A window of one pane lists its pane's items
-    directly; a longer window first cuts each pane to the Misra–Gries
-    capacity, then sums. Item text is gathered only for the items listed.
+    Item summaries are kept per pane and status class (each cut to the
+    Misra–Gries capacity); the overall row of a pane sums its classes. A
+    window of one pane lists its pane's items directly; a longer window
+    sums its panes first. Item text is gathered only for the items listed.
     """
     items = state.tables["items"].frame().with_row_index("row")
     per_pane = _pane_items(state, plan, items)
@@ -190,9 +227,8 @@ def _top_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
     exact = per_pane.join(single, on="pid").with_columns(
         group=_pack(pl.col("wid"), pl.col("gid"), pl.col("kind"))
     )
-    cut = topk.truncate(per_pane, "group", state.config.top_capacity)
     summed = (
-        cut.lazy()
+        per_pane.lazy()
         .join(multi.lazy(), on="pid")
         .with_columns(group=_pack(pl.col("wid"), pl.col("gid"), pl.col("kind")))
         .group_by((pl.col("group").hash(_ITEM_SEED) ^ pl.col("ihash")).alias("k"))

@@ -34,7 +34,13 @@ import datasketches as ds
 import polars as pl
 
 from logweir.windows import distinct, topk
-from logweir.windows.batch import KINDS, STATUS_COLUMNS, BatchCounts, count_batch
+from logweir.windows.batch import (
+    KINDS,
+    STATUS_COLUMNS,
+    BatchCounts,
+    count_batch,
+    detached,
+)
 from logweir.windows.dimensions import ALL
 from logweir.windows.spec import WindowSpec, pane_seconds
 from logweir.windows.tables import DEFAULT_PENDING_ROWS, PaneTable
@@ -102,18 +108,31 @@ _HEAVY: dict[str, pl.DataType] = {
 def _tables(config: StateConfig, pending_rows: int) -> dict[str, PaneTable]:
     return {
         "numeric": PaneTable(
-            _NUMERIC, lambda rows: _summed(rows, ["pane", "cell"]), pending_rows
+            _NUMERIC,
+            lambda rows: _summed(rows, ["pane", "cell"]),
+            pending_rows,
+            cutter=_as_is,
         ),
         "hist": PaneTable(
-            _HIST, lambda rows: _summed(rows, ["pane", "cell", "bucket"]), pending_rows
+            _HIST,
+            lambda rows: _summed(rows, ["pane", "cell", "bucket"]),
+            pending_rows,
+            cutter=_as_is,
         ),
         "items": PaneTable(
-            _ITEMS, lambda rows: _reduce_items(rows, config.top_capacity), pending_rows
+            _ITEMS,
+            lambda rows: _reduce_items(rows, config.top_capacity),
+            pending_rows,
+            cutter=lambda rows: _cut_items(rows, config.top_capacity),
         ),
         "heavy": PaneTable(
             _HEAVY, lambda rows: _cut_heavy(rows, config.heavy_capacity), pending_rows
         ),
     }
+
+
+def _as_is(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows
 
 
 def _summed(rows: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -130,7 +149,13 @@ def _reduce_items(rows: pl.DataFrame, capacity: int) -> pl.DataFrame:
     ).agg(pl.col("count").sum(), pl.col("row").first())
     picked = numbered.select(pl.exclude("row", "count"))[summed.get_column("row")]
     reduced = picked.with_columns(summed.get_column("count"))
-    return topk.truncate(reduced, "group", capacity)
+    return _cut_items(reduced, capacity)
+
+
+def _cut_items(rows: pl.DataFrame, capacity: int) -> pl.DataFrame:
+    """The Misra–Gries cut, with the kept text copied out of the old
+    buffers (see :func:`~logweir.windows.batch.detached`)."""
+    return topk.truncate(rows, "group", capacity).with_columns(detached("item"))
 
 
 def _cut_heavy(rows: pl.DataFrame, capacity: int) -> pl.DataFrame:
@@ -143,7 +168,8 @@ def _cut_heavy(rows: pl.DataFrame, capacity: int) -> pl.DataFrame:
         ["pane", "dimension", "requests", "key"],
         descending=[False, False, True, False],
     )
-    return ordered.group_by(["pane", "dimension"], maintain_order=True).head(capacity)
+    kept = ordered.group_by(["pane", "dimension"], maintain_order=True).head(capacity)
+    return kept.with_columns(detached("key"))
 
 
 class PaneState:
@@ -201,7 +227,9 @@ class PaneState:
         new = cells.join(self.cells, on="cell", how="anti")
         if new.is_empty():
             return
-        new = new.unique("cell").select(self.cells.columns)
+        new = new.unique("cell").select(
+            [detached(name) if name != "cell" else pl.col(name) for name in self.cells.columns]
+        )
         self.cells = pl.concat([self.cells, new])
         for row in new.iter_rows(named=True):
             groups: list[GroupKey] = [(ALL, "")]

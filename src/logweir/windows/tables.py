@@ -16,7 +16,7 @@ import polars as pl
 Reducer = Callable[[pl.DataFrame], pl.DataFrame]
 
 #: Pending rows allowed before a compaction, whatever the compacted size.
-DEFAULT_PENDING_ROWS = 1_000_000
+DEFAULT_PENDING_ROWS = 500_000
 
 
 class PaneTable:
@@ -32,13 +32,16 @@ class PaneTable:
         schema: dict[str, pl.DataType],
         reducer: Reducer,
         pending_rows: int = DEFAULT_PENDING_ROWS,
+        cutter: Reducer | None = None,
     ) -> None:
         self.schema = schema
+        self._cutter = cutter
         self._schema = pl.Schema(schema)
         self._reducer = reducer
         self._limit = pending_rows
         self._base = pl.DataFrame(schema=schema)
         self._pending: list[pl.DataFrame] = []
+        self._pending_panes: list[pl.Series] = []
         self._pending_height = 0
 
     def add(self, rows: pl.DataFrame) -> None:
@@ -46,24 +49,45 @@ class PaneTable:
         if rows.is_empty():
             return
         self._pending.append(rows.select(list(self.schema)))
+        self._pending_panes.append(rows.get_column("pane").unique())
         self._pending_height += rows.height
         if self._pending_height > max(self._limit, self._base.height):
             self.compact()
 
     def compact(self) -> None:
-        """Reduce the pending rows into the panes they touch."""
+        """Reduce the pending rows into the panes they touch.
+
+        With a ``cutter``, the rows of a pane that only one pending frame
+        holds (and the compacted rows do not) skip the summing: a frame
+        has one row per key already, so they only need the cut. Input in
+        time order mostly has such panes, so this saves most of the work.
+        """
         if not self._pending:
             return
         pending = pl.concat(self._pending, how="vertical_relaxed")
+        sources = pl.concat([self._base.get_column("pane").unique(), *self._pending_panes])
         self._pending = []
+        self._pending_panes = []
         self._pending_height = 0
-        touched = pending.get_column("pane").unique()
-        in_touched = pl.col("pane").is_in(touched.implode())
-        old = self._base.filter(in_touched)
-        rest = self._base.filter(~in_touched)
-        merged = self._reducer(pl.concat([old, pending], how="vertical_relaxed"))
+        if self._cutter is None:
+            shared = pending.get_column("pane").unique()
+        else:
+            counted = sources.value_counts()
+            shared = counted.filter(pl.col("count") > 1).get_column("pane")
+        in_shared = pl.col("pane").is_in(shared.implode())
+        parts = [self._base.filter(~in_shared)]
+        merged = pl.concat(
+            [self._base.filter(in_shared), pending.filter(in_shared)],
+            how="vertical_relaxed",
+        )
+        if not merged.is_empty():
+            parts.append(self._reducer(merged))
+        if self._cutter is not None:
+            alone = pending.filter(~in_shared)
+            if not alone.is_empty():
+                parts.append(self._cutter(alone))
         self._base = pl.concat(
-            [rest, merged.select(list(self.schema)).cast(self._schema)],
+            [part.select(list(self.schema)).cast(self._schema) for part in parts],
             how="vertical_relaxed",
         )
 
@@ -81,6 +105,7 @@ class PaneTable:
         """Forget everything."""
         self._base = pl.DataFrame(schema=self.schema)
         self._pending = []
+        self._pending_panes = []
         self._pending_height = 0
 
     def replace(self, rows: pl.DataFrame) -> None:
