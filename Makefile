@@ -15,11 +15,21 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 ## demo: set up, generate sample logs, run the main job, print the report
-demo: $(STAMP)
+# The sample has response times (%D), so latency panels and alerts show too.
+DEMO_FORMAT := %h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D
+
+demo-out/access.log: | $(STAMP)
 	mkdir -p demo-out
-	$(BIN)/logweir gen --lines 200000 --format combined --seed 7 \
+	$(BIN)/logweir gen --lines 200000 --format combined-duration --seed 7 \
 		--incidents --output demo-out/access.log
-	$(BIN)/logweir run demo-out/access.log --out demo-out/out
+
+demo: $(STAMP) demo-out/access.log
+	$(BIN)/logweir run demo-out/access.log --out demo-out/out \
+		--format '$(DEMO_FORMAT)'
+	@echo
+	@echo "Sample log:  demo-out/access.log (incident labels: demo-out/access.log.incidents.json)"
+	@echo "Outputs:     demo-out/out (lake: events/, store: logweir.duckdb, rejects/)"
+	@echo "Try:         $(BIN)/logweir query \"SELECT status, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC\" --out demo-out/out"
 
 ## test: set up and run the whole suite
 test: $(STAMP)

@@ -73,17 +73,20 @@ def measure(name: str, command: list[str], repeat: int) -> Timing:
     """Run ``command`` ``repeat`` times; the best wall time and its peak memory."""
     best: Timing | None = None
     for _ in range(repeat):
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        watched = psutil.Process(process.pid)
-        peak = 0
-        while process.poll() is None:
-            peak = max(peak, _tree_rss(watched))
-            time.sleep(0.02)
-        wall_s = time.perf_counter() - started
-        stdout, stderr = process.communicate()
+        # Output goes to files, not pipes: a report larger than a pipe's
+        # buffer would block the command until it is read.
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            started = time.perf_counter()
+            process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+            watched = psutil.Process(process.pid)
+            peak = 0
+            while process.poll() is None:
+                peak = max(peak, _tree_rss(watched))
+                time.sleep(0.02)
+            wall_s = time.perf_counter() - started
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
         if process.returncode != 0:
             raise SystemExit(f"{name} failed ({process.returncode}): {stderr.strip()}")
         timing = Timing(name, wall_s, peak, stdout)

@@ -117,8 +117,16 @@ def _ensemble(item: NabFile) -> FloatArray:
     return likelihood(scores)
 
 
+def _random(item: NabFile) -> FloatArray:
+    """Seeded uniform scores: the floor any detector should clear."""
+    seed = sum(item.name.encode())
+    result: FloatArray = np.random.default_rng(seed).random(item.values.size)
+    return result
+
+
 #: What is run, with the settings shown in BENCHMARKS.md.
 SUITE: dict[str, tuple[str, Scorer]] = {
+    "random": ("uniform scores, seeded per file", _random),
     "static": ("bounds = range of the probationary period", _static),
     "zscore": (
         "window 1000, min_history 100",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,6 +234,9 @@ def tmpfs(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 
     yield point, mount  # type: ignore[misc]
     if mounted:
+        # A file handle of a failed write can live on in a traceback's
+        # reference cycle until the next collection; unmounting waits for it.
+        gc.collect()
         subprocess.run(["umount", str(point)], check=True)
 
 
@@ -305,3 +310,24 @@ def test_strict_with_two_workers_reports_the_first_bad_line(
     )
     assert status == 2
     assert err.startswith(f"logweir: {log}:3001 (byte {len(body)}): time: expected")
+
+
+def test_standard_input_with_its_format_detected(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = (corpus / SHOP_LOG).read_bytes()
+    command = [sys.executable, "-m", "logweir", "run", "-", "--out", str(tmp_path)]
+    result = subprocess.run(
+        [*command, "--no-detect", "--json"],
+        input=data,
+        capture_output=True,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, b"")
+    report = json.loads(result.stdout)
+    assert (report["lines"], report["events"], report["requests"]) == (1000, 1000, 1000)
+    assert report["inputs"] == ["-"]
+    assert report["formats"][0]["name"] == "combined"
+    query = ["query", "SELECT DISTINCT source FROM events", "--out", str(tmp_path)]
+    assert main([*query, "--format", "csv"]) == 0
+    assert capsys.readouterr().out == "source\n-\n"

@@ -6,6 +6,7 @@ counts in dictionaries: nothing shared with the code under test.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from logweir.pipeline.batch import RunSummary, run_batch
+from logweir.pipeline.batch import ProgressState, RunSummary, run_batch
 from logweir.pipeline.config import RunConfig
 from logweir.pipeline.query import run_query
 from logweir.pipeline.report import build_report
@@ -238,3 +239,21 @@ def test_format_is_detected_when_not_given(corpus: Path, tmp_path: Path) -> None
     assert choice.sample_lines == whole_lines_in_sample == 833
     assert choice.matched == 833
     assert summary.events == 1000
+
+
+def test_progress_reaches_the_whole_input(corpus: Path, tmp_path: Path) -> None:
+    path = corpus / SHOP_LOG
+    states: list[ProgressState] = []
+    config = RunConfig(
+        inputs=[str(path)],
+        out=tmp_path,
+        format="combined",
+        workers=1,
+        chunk_size=64 * 1024,
+        detect={"enabled": False},
+    )
+    run_batch(config, progress=states.append)
+    last = states[-1]
+    size = path.stat().st_size
+    assert (last.total_bytes, last.done_bytes, last.lines) == (size, size, 1000)
+    assert all(a.done_bytes <= b.done_bytes for a, b in itertools.pairwise(states))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import itertools
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -79,23 +78,26 @@ def test_every_column_round_trips_including_extra(tmp_path: Path) -> None:
     assert_frame_equal(read_lake(tmp_path), written.sort("offset"))
 
 
-def test_files_longer_than_a_row_group_are_sorted_by_client_then_time(
+def test_files_longer_than_a_row_group_keep_each_client_together(
     tmp_path: Path,
 ) -> None:
     written = events([0], per_hour=300)
     [path] = LakeWriter(tmp_path, row_group_rows=64).write(written, "b-0001")
-    back = pl.read_parquet(path)
-    assert_frame_equal(back, back.sort("client_ip", "ts"))
-    metadata = pq.ParquetFile(path).metadata
-    assert metadata.num_row_groups == 5
-    ranges = [
-        (stats.min, stats.max)
-        for stats in (
-            metadata.row_group(group).column(1).statistics
-            for group in range(metadata.num_row_groups)
-        )
-    ]
-    assert all(high <= low for (_, high), (low, _) in itertools.pairwise(ranges))
+    back = pl.read_parquet(path).with_row_index("position")
+    assert pq.ParquetFile(path).metadata.num_row_groups == 5
+    for client, rows in back.group_by("client_ip"):
+        positions = rows["position"].to_list()
+        assert positions == list(range(positions[0], positions[0] + len(positions)))
+        original = written.filter(pl.col("client_ip") == client[0])["offset"]
+        assert rows["offset"].to_list() == original.to_list()
+        groups = {position // 64 for position in positions}
+        assert len(groups) <= 2
+        probe = duckdb.execute(
+            "SELECT count(*) FROM parquet_bloom_probe(?, 'client_ip', ?) "
+            "WHERE NOT bloom_filter_excludes",
+            [str(path), client[0]],
+        ).fetchall()
+        assert probe[0][0] < 5
 
 
 def test_short_files_keep_their_input_order(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -455,7 +455,3 @@ class Ensemble(Detector[EnsembleConfig]):
         self._recent.extend(float(v) for v in learned["recent"])
         previous = learned["previous"]
         self._previous = None if previous is None else float(previous)
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> Self:
-        return super().from_state(state)

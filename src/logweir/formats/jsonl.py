@@ -15,13 +15,23 @@ scalars as their text, objects and arrays as compact JSON text, and JSON
 nulls left out. A nested object that fills a column through one of its
 fields still goes to ``extra`` whole.
 
-How: DuckDB's JSON functions (yyjson, in C) validate every line and split
-each object into its top-level keys and values in one vectorized pass.
-Polars' own ``str.json_decode`` was measured first: it is 3-4 times slower
-here, and one bad line or one key whose type differs between lines fails
-the whole batch. Lines DuckDB refuses are retried one by one with Python's
-``json`` (DuckDB rejects a few valid lines, such as strings with an escaped
-NUL), which also gives the position of the error for the reject reason.
+How, in three roads:
+
+1. **Shapes** (:mod:`logweir.formats.jsonshape`): the keys of the most
+   common flat line of a sample make one regex that checks and captures
+   every line of that shape in one vectorized pass; up to
+   :data:`MAX_SHAPES` shapes are tried, each on the lines left by the one
+   before. A log written by one serializer takes this road whole.
+2. **DuckDB**: the lines left, nested objects included, are validated and
+   split into their top-level keys by DuckDB's JSON functions (yyjson, in
+   C), one thread per parser (several worker processes run at once).
+3. **Python**: lines DuckDB refuses (a few valid ones, such as strings with
+   an escaped NUL) are retried one by one with Python's ``json``, which
+   also gives the position of the error for the reject reason.
+
+Polars' ``str.json_decode`` and ``read_ndjson`` were measured too: one bad
+line, or one key whose type differs between lines, fails the whole batch,
+and a key missing from the inferred schema is dropped without a word.
 """
 
 from __future__ import annotations
@@ -29,15 +39,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from logweir.formats.base import ParseOptions, Parser
 from logweir.formats.flextime import TimeContext
+from logweir.formats.jsonshape import clean_lines, learn_shape, sample
 from logweir.formats.keymap import KeyTable, convert, resolve
 from logweir.formats.lineprep import assemble, prepare
 from logweir.formats.timeutil import check_timezone
@@ -48,8 +61,11 @@ logger = logging.getLogger(__name__)
 #: Above this many distinct keys in one batch, the batch is parsed line by
 #: line: one column per key would cost more than it saves.
 MAX_KEYS = 1000
+#: Shapes of line tried on the fast road before the rest goes to DuckDB.
+MAX_SHAPES = 4
 
 _VALID_OBJECT = "json_valid(text) AND json_type(text) = 'OBJECT'"
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 _state = threading.local()
 
@@ -59,6 +75,8 @@ def _cursor() -> duckdb.DuckDBPyConnection:
     connection = getattr(_state, "connection", None)
     if connection is None or getattr(_state, "pid", None) != os.getpid():
         connection = duckdb.connect()
+        # Worker processes parse batches side by side: one thread each.
+        connection.execute("SET threads = 1")
         _state.connection = connection
         _state.pid = os.getpid()
     cursor: duckdb.DuckDBPyConnection = connection.cursor()
@@ -85,38 +103,159 @@ def _path(parts: list[str]) -> str:
 
 @dataclass(frozen=True)
 class Fields:
-    """The raw JSON text of every field: one column per key, one row per line.
+    """The text of every field: one column per key, one row per object line.
 
-    ``rows`` are the batch rows of the lines that are objects, in order;
-    ``nested`` names the columns that are paths inside objects.
+    ``rows`` are the batch rows of ``fields``' rows (not in order when
+    several roads were taken); ``structured`` and ``nested`` are as
+    :func:`~logweir.formats.keymap.resolve` takes them; ``rejects`` has
+    ``row`` and ``_reason`` for the lines that are no JSON object.
     """
 
     rows: pl.Series
-    raw: pl.DataFrame
+    fields: pl.DataFrame
+    structured: dict[str, pl.Series]
     nested: tuple[str, ...]
     rejects: pl.DataFrame
 
 
+@dataclass
+class _Part:
+    """What one road found: rows, decoded fields, and where each key was
+    first seen, as (batch row, position in that line)."""
+
+    rows: pl.Series
+    fields: pl.DataFrame
+    first_seen: dict[str, tuple[int, int]]
+    structured: dict[str, pl.Series] = field(default_factory=dict)
+    nested: tuple[str, ...] = ()
+
+
 def extract_fields(rows: pl.Series, texts: pl.Series, table: KeyTable) -> Fields:
-    """Split each JSON object line into raw JSON values, one column per key.
+    """Split each JSON object line into the decoded text of its fields.
 
     Every top-level key of the batch gets a column, in the order the batch
-    first shows them, plus one column per nested path of ``table`` whose
-    outer object the batch has. Lines that are no JSON object are rejected
-    with the position of the error.
+    first shows them (the line where a key first appears, then its place
+    in that line), plus one column per nested path of ``table`` whose outer
+    object the batch has. Lines that are no JSON object are rejected with
+    the position of the error.
+    """
+    rows = rows.cast(pl.UInt32)
+    parts = _shape_road(rows, texts)
+    left = _left_over(rows, parts)
+    shape_keys = [key for part in parts for key in part.fields.columns]
+    general, rejects = _general_road(
+        rows.filter(left), texts.filter(left), table, shape_keys
+    )
+    if general.rows.len() or not parts:
+        parts.append(general)
+    return _merge(parts, rejects)
+
+
+def _left_over(rows: pl.Series, parts: list[_Part]) -> pl.Series:
+    """Whether each of ``rows`` was left by the shape road."""
+    if not parts:
+        return pl.Series([True] * rows.len(), dtype=pl.Boolean)
+    taken = pl.concat([part.rows for part in parts])
+    return ~rows.is_in(taken.implode())
+
+
+def _shape_road(rows: pl.Series, texts: pl.Series) -> list[_Part]:
+    """Parts for the lines of the most common shapes (see the module doc)."""
+    parts: list[_Part] = []
+    left = clean_lines(texts).arg_true()
+    for _ in range(MAX_SHAPES):
+        if left.len() == 0:
+            break
+        subset = texts if left.len() == texts.len() else texts.gather(left)
+        shape = learn_shape(sample(subset))
+        if shape is None:
+            break
+        matched = shape.match(subset)
+        hit = matched.hit
+        if not hit.any():
+            break
+        everything = bool(hit.all())
+        found = rows.gather(left if everything else left.filter(hit))
+        values = matched.values if everything else matched.values.filter(hit)
+        first = int(found[0])
+        parts.append(
+            _Part(
+                found,
+                values,
+                {key: (first, index) for index, key in enumerate(shape.keys)},
+            )
+        )
+        logger.debug("json: %d lines of shape %s", found.len(), list(shape.keys))
+        left = left.filter(~hit)
+    return parts
+
+
+def _merge(parts: list[_Part], rejects: pl.DataFrame) -> Fields:
+    """One :class:`Fields` from the parts of each road."""
+    first_seen: dict[str, tuple[int, int]] = {}
+    nested: list[str] = []
+    for part in parts:
+        nested.extend(part.nested)
+        for key, seen in part.first_seen.items():
+            if key not in first_seen or seen < first_seen[key]:
+                first_seen[key] = seen
+    order = sorted(first_seen, key=first_seen.__getitem__)
+    order += [name for name in dict.fromkeys(nested) if name not in first_seen]
+    if len(parts) == 1:
+        fields = parts[0].fields
+        all_rows = parts[0].rows
+    else:
+        fields = pl.concat(
+            [part.fields for part in parts if part.fields.width],
+            how="diagonal_relaxed",
+        ) if any(part.fields.width for part in parts) else pl.DataFrame()
+        all_rows = pl.concat([part.rows for part in parts])
+    fields = fields.select(order) if fields.width else fields
+    structured = _structured(parts, all_rows.len())
+    return Fields(all_rows, fields, structured, tuple(nested), rejects)
+
+
+def _structured(parts: list[_Part], height: int) -> dict[str, pl.Series]:
+    """Each part's object masks over the merged rows (false elsewhere)."""
+    masks: dict[str, pl.Series] = {}
+    start = 0
+    for part in parts:
+        for name, mask in part.structured.items():
+            full = masks.get(name, pl.Series([False] * height, dtype=pl.Boolean))
+            index = pl.int_range(start, start + mask.len(), eager=True)
+            masks[name] = full.scatter(index, mask)
+        start += part.rows.len()
+    return masks
+
+
+# --- the general road: DuckDB, then Python -------------------------------------
+
+
+def _general_road(
+    rows: pl.Series, texts: pl.Series, table: KeyTable, other_keys: list[str]
+) -> tuple[_Part, pl.DataFrame]:
+    """Fields of the lines the shape road left, through DuckDB and Python.
+
+    ``other_keys`` are the keys the shape road found: a dotted one of them
+    is a key in its own right, so no nested path is opened for it.
     """
     source = pl.DataFrame({"row": rows, "text": texts})
-    keys = (
-        _query(
-            source,
-            "WITH k AS (SELECT row, json_keys(text) AS ks FROM batch "
-            f"WHERE {_VALID_OBJECT}) SELECT key FROM (SELECT row, unnest(ks) AS key, "
-            "generate_subscripts(ks, 1) AS position FROM k) GROUP BY key "
-            "ORDER BY min(row), arg_min(position, row)",
-        )
-        .get_column("key")
-        .to_list()
+    if source.height == 0:
+        empty = pl.DataFrame(schema={"row": pl.UInt32, "_reason": pl.String})
+        return _Part(rows, pl.DataFrame(), {}), empty
+    found = _query(
+        source,
+        "WITH k AS (SELECT row, json_keys(text) AS ks FROM batch "
+        f"WHERE {_VALID_OBJECT}) SELECT key, min(row) AS first, "
+        "arg_min(position, row) AS position FROM (SELECT row, unnest(ks) AS key, "
+        "generate_subscripts(ks, 1) AS position FROM k) GROUP BY key "
+        "ORDER BY min(row), arg_min(position, row)",
     )
+    keys = found.get_column("key").to_list()
+    first_seen = {
+        key: (int(first), int(position))
+        for key, first, position in found.iter_rows()
+    }
     nested: list[tuple[str, list[str]]] = []
     if len(keys) > MAX_KEYS:
         logger.info(
@@ -124,28 +263,42 @@ def extract_fields(rows: pl.Series, texts: pl.Series, table: KeyTable) -> Fields
         )
         fast_rows, fast = pl.Series("row", [], dtype=pl.UInt32), pl.DataFrame()
     else:
-        nested = _nested_paths(keys, table)
+        nested = _nested_paths(keys, [*keys, *other_keys], table)
         fast_rows, fast = _extract(source, keys, nested)
     slow_source = source.filter(~pl.col("row").is_in(fast_rows.implode()))
-    slow_rows, slow, rejects = _one_by_one(slow_source, nested)
+    slow_rows, slow, rejects, slow_seen = _one_by_one(slow_source, nested)
+    for key, seen in slow_seen.items():
+        if key not in first_seen or seen < first_seen[key]:
+            first_seen[key] = seen
     all_rows = pl.concat([fast_rows, slow_rows])
     raw = pl.concat([fast, slow], how="diagonal_relaxed") if slow.width else fast
-    order = all_rows.arg_sort()
-    return Fields(
-        all_rows.gather(order),
-        raw[order] if raw.width else pl.DataFrame(),
-        tuple(name for name, _ in nested),
+    fields, structured = decode_fields(raw)
+    return (
+        _Part(
+            all_rows,
+            fields,
+            first_seen,
+            structured,
+            tuple(name for name, _ in nested),
+        ),
         rejects,
     )
 
 
-def _nested_paths(keys: list[str], table: KeyTable) -> list[tuple[str, list[str]]]:
-    """(column name, path parts) for table keys inside objects the batch has."""
+def _nested_paths(
+    keys: list[str], all_keys: list[str], table: KeyTable
+) -> list[tuple[str, list[str]]]:
+    """(column name, path parts) for table keys inside objects the batch has.
+
+    A table key that is itself a key of the batch (ECS writes
+    ``"log.level"`` literally) is read as that key, not as a path.
+    """
     lower = {key.lower(): key for key in reversed(keys)}
+    literal = {key.lower() for key in all_keys}
     found: dict[str, list[str]] = {}
     for key, *_ in table.rows:
         head, _, rest = key.partition(".")
-        if rest and head in lower and key not in lower:
+        if rest and head in lower and key not in literal:
             found.setdefault(f"{lower[head]}.{rest}", [lower[head], *rest.split(".")])
     return list(found.items())
 
@@ -177,17 +330,20 @@ def _extract(
 
 def _one_by_one(
     source: pl.DataFrame, nested: list[tuple[str, list[str]]]
-) -> tuple[pl.Series, pl.DataFrame, pl.DataFrame]:
+) -> tuple[pl.Series, pl.DataFrame, pl.DataFrame, dict[str, tuple[int, int]]]:
     """Raw fields of the lines DuckDB did not take, and rejects for the rest."""
     rows: list[int] = []
     records: list[dict[str, str | None]] = []
     rejects: list[dict[str, Any]] = []
+    first_seen: dict[str, tuple[int, int]] = {}
     for row, text in source.iter_rows():
         value, reason = _load(text)
         if not isinstance(value, dict):
             rejects.append({"row": row, "_reason": reason})
             continue
-        record = {key: _dump(item) for key, item in value.items()}
+        record = {_clean(key): _dump(item) for key, item in value.items()}
+        for position, key in enumerate(record):
+            first_seen.setdefault(key, (row, position))
         for name, parts in nested:
             record.setdefault(name, _dump(_walk(value, parts)))
         rows.append(row)
@@ -203,6 +359,7 @@ def _one_by_one(
         pl.Series("row", rows, dtype=pl.UInt32),
         frame,
         pl.DataFrame(rejects, schema={"row": pl.UInt32, "_reason": pl.String}),
+        first_seen,
     )
 
 
@@ -229,7 +386,14 @@ def _walk(value: object, parts: list[str]) -> object:
 def _dump(value: object) -> str | None:
     if value is None:
         return None
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _clean(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def _clean(text: str) -> str:
+    """``text`` with lone UTF-16 surrogates (``"\\ud800"`` decodes to one in
+    Python) replaced by U+FFFD, as the sources replace bytes that are not
+    UTF-8: no Polars string can hold them."""
+    return _SURROGATES.sub("\ufffd", text)
 
 
 def decode_fields(raw: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, pl.Series]]:
@@ -271,10 +435,13 @@ def decode_fields(raw: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, pl.Series]
 
 
 def _decode_strings(raw: pl.Series) -> pl.Series:
-    try:
-        return raw.str.json_decode(pl.String)
-    except pl.exceptions.ComputeError:
-        return pl.Series([json.loads(text) for text in raw.to_list()], dtype=pl.String)
+    # Polars decodes an escaped lone surrogate to NUL: Python does those.
+    if not raw.str.contains(r"\\u[dD][89a-fA-F]").any():
+        try:
+            return raw.str.json_decode(pl.String)
+        except pl.exceptions.ComputeError:
+            pass
+    return pl.Series([_clean(json.loads(text)) for text in raw.to_list()], dtype=pl.String)
 
 
 class JsonParser(Parser):
@@ -291,9 +458,12 @@ class JsonParser(Parser):
         prepared = prepare(batch)
         ctx = TimeContext.current(self.options.timezone, self.options.reference_year)
         found = extract_fields(prepared.rows, prepared.lines, self.table)
-        fields, structured = decode_fields(found.raw)
         picked = resolve(
-            found.rows, fields, self.table, structured=structured, nested=found.nested
+            found.rows,
+            found.fields,
+            self.table,
+            structured=found.structured,
+            nested=found.nested,
         )
         parsed = convert(picked, ctx, guessed=self.table.guessed)
         return assemble(
@@ -313,4 +483,11 @@ def _kind(value: object) -> str:
     return "number"
 
 
-__all__ = ["MAX_KEYS", "Fields", "JsonParser", "decode_fields", "extract_fields"]
+__all__ = [
+    "MAX_KEYS",
+    "MAX_SHAPES",
+    "Fields",
+    "JsonParser",
+    "decode_fields",
+    "extract_fields",
+]

@@ -53,7 +53,7 @@ class FormatChoice:
     def describe(self) -> str:
         """One phrase for the report: ``combined (detected: 998/1000 lines)``."""
         if not self.detected:
-            return f"{self.name} (given)"
+            return f"{self.spec} (given)"
         return f"{self.name} (detected: {self.matched}/{self.sample_lines} lines fit)"
 
     def to_dict(self) -> dict[str, Any]:

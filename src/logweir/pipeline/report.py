@@ -342,12 +342,15 @@ def _slowest(report: RunReport) -> Table | str:
     return _table("slowest paths", ("path", "requests", "mean ms", "p95 ms"), rows)
 
 
-def _outputs_panel(summary: RunSummary) -> Panel:
-    lines = [
-        f"[bold]{kind:<8}[/bold] {path}" for kind, path in outputs(summary).items()
-    ]
-    lines.append(f'[dim]query: logweir query "SELECT ..." --out {summary.out}[/dim]')
-    return Panel("\n".join(lines), title="outputs", box=box.ROUNDED)
+def _print_outputs(summary: RunSummary, console: Console) -> None:
+    """Where the outputs are, one path a line, never wrapped (for copying)."""
+    console.rule("outputs", align="left", style="dim")
+    for kind, path in outputs(summary).items():
+        console.print(f"[bold]{kind:<8}[/bold] {path}", soft_wrap=True)
+    console.print(
+        f'[dim]query:[/dim]   logweir query "SELECT ..." --out {summary.out}',
+        soft_wrap=True,
+    )
 
 
 def render_report(
@@ -373,7 +376,7 @@ def render_report(
     alerts = _alert_lines(report.summary)
     if alerts:
         console.print(Panel("\n".join(alerts), title=f"alerts ({len(alerts)})"))
-    console.print(_outputs_panel(report.summary))
+    _print_outputs(report.summary, console)
 
 
 def write_report_json(report: RunReport, path: Path | None = None) -> str:

@@ -147,7 +147,8 @@ class WindowAggregator:
         The returned frame has the columns of ``events`` and holds every
         event that belongs to an already emitted window.
         """
-        missing = _NEEDED - set(events.columns)
+        needed = _NEEDED | set(self.config.small_strings) | set(self.config.heavy)
+        missing = needed - set(events.columns)
         if missing:
             raise ConfigError(
                 f"events batch lacks columns {sorted(missing)}; conform it to "

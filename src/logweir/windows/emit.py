@@ -172,7 +172,9 @@ def _quantile_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
             gid = group_layer[cell_index]
             keep = (wid >= 0) & (gid >= 0)
             parts.append((wid[keep] * groups + gid[keep], buckets[keep], counts[keep]))
-    index, bucket, count = (np.concatenate(column) for column in zip(*parts, strict=True))
+    index, bucket, count = (
+        np.concatenate(column) for column in zip(*parts, strict=True)
+    )
     values = quantiles(index, bucket, count, plan.windows.height * groups)
     rows = pl.int_range(plan.windows.height * groups, dtype=pl.Int64, eager=True)
     return pl.DataFrame(

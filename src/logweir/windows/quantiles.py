@@ -119,18 +119,29 @@ def _dense_chunk(
     count: np.ndarray,
     shape: tuple[int, int, int, int],
 ) -> None:
+    """Fill ``result`` for groups ``first .. first + size`` of one chunk.
+
+    One running count over the whole flattened matrix is monotone, so each
+    group's target rank is found with one binary search in it, offset by
+    the count before the group's row.
+    """
     first, size, span, low = shape
     if len(group) == 0:
         return
-    matrix = np.bincount(
+    flat = np.bincount(
         group.astype(np.int64) * span + offset, weights=count, minlength=size * span
-    ).reshape(size, span)
-    running = np.cumsum(matrix, axis=1)
-    totals = running[:, -1]
+    )
+    running = np.cumsum(flat)
+    row_end = np.arange(1, size + 1) * span - 1
+    after = running[row_end]
+    before = np.r_[0.0, after[:-1]]
+    totals = after - before
     present = totals > 0
+    starts = np.arange(size) * span
     for name, parts in QUANTILES:
         rank = np.maximum(np.floor((totals * parts + 9999) / 10000), 1)
-        index = (running >= rank[:, None]).argmax(axis=1) + low
+        found = np.searchsorted(running, before + rank, side="left")
+        index = np.minimum(found, row_end) - starts + low
         values = np.where(index == ZERO_BUCKET, 0.0, _values(index))
         result[name][first : first + size] = np.where(present, values, np.nan)
 

@@ -228,7 +228,10 @@ class PaneState:
         if new.is_empty():
             return
         new = new.unique("cell").select(
-            [detached(name) if name != "cell" else pl.col(name) for name in self.cells.columns]
+            [
+                detached(name) if name != "cell" else pl.col(name)
+                for name in self.cells.columns
+            ]
         )
         self.cells = pl.concat([self.cells, new])
         for row in new.iter_rows(named=True):

@@ -65,7 +65,9 @@ class PaneTable:
         if not self._pending:
             return
         pending = pl.concat(self._pending, how="vertical_relaxed")
-        sources = pl.concat([self._base.get_column("pane").unique(), *self._pending_panes])
+        sources = pl.concat(
+            [self._base.get_column("pane").unique(), *self._pending_panes]
+        )
         self._pending = []
         self._pending_panes = []
         self._pending_height = 0
