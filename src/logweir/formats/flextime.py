@@ -367,28 +367,32 @@ def parse_flexible(values: pl.Series, ctx: TimeContext) -> pl.Series:
     column of one shape costs one pass.
     """
     text = values.cast(pl.String).str.strip_chars()
-    result = pl.Series("ts", [None] * len(text), dtype=TS_TYPE)
-    pending = text.is_not_null() & (text.str.len_chars() > 0)
-    for shape in _shape_order(text.filter(pending)):
+    pending = (text.str.len_bytes() > 0).fill_null(False)
+    result = pl.repeat(None, len(text), dtype=TS_TYPE, eager=True).alias("ts")
+    if not pending.any():
+        return result
+    first = text[int(pending.arg_max() or 0)]
+    for shape in _shape_order(first):
+        if pending.all():
+            # Nothing parsed yet: no gather and scatter needed.
+            result = shape(text, ctx).alias("ts")
+        else:
+            index = pending.arg_true()
+            result = result.scatter(index, shape(text.gather(index), ctx))
+        pending = pending & result.is_null()
         if not pending.any():
             break
-        index = pending.arg_true()
-        parsed = shape(text.gather(index), ctx)
-        result = result.scatter(index, parsed)
-        pending = pending & result.is_null()
     return result
 
 
-def _shape_order(values: pl.Series) -> list[_Shape]:
-    """All shapes, the family of the first value first."""
-    first = values.head(1).to_list()
+def _shape_order(first: str) -> list[_Shape]:
+    """All shapes, the family of ``first`` (a value of the column) first."""
     families = list(_SHAPES)
-    if first:
-        for family in _SHAPES:
-            if family[0].match(first[0]):
-                families.remove(family)
-                families.insert(0, family)
-                break
+    for family in _SHAPES:
+        if family[0].match(first):
+            families.remove(family)
+            families.insert(0, family)
+            break
     return [shape for _, shapes in families for shape in shapes]
 
 

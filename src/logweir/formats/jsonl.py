@@ -466,9 +466,7 @@ class JsonParser(Parser):
             nested=found.nested,
         )
         parsed = convert(picked, ctx, guessed=self.table.guessed)
-        return assemble(
-            batch, prepared, pl.concat([parsed, found.rejects], how="diagonal")
-        )
+        return assemble(batch, prepared, parsed, rejected=found.rejects)
 
 
 def _kind(value: object) -> str:

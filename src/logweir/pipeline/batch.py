@@ -46,6 +46,7 @@ from typing import Any
 
 import polars as pl
 
+from logweir.detectors.engine import AlertEngine
 from logweir.errors import LogweirError, SinkError
 from logweir.formats.base import ParseOptions
 from logweir.pipeline.alerts import build_engine, detect_alerts
@@ -134,38 +135,48 @@ def run_batch(
     formats = choose_formats(inputs, config.format, options)
     tasks = _plan(inputs, formats, options, config)
     total_bytes = sum(inp.size_bytes or 0 for inp in inputs)
-    main_s: dict[str, float] = {}
     merged, outcomes = _execute(tasks, config.worker_count, total_bytes, progress)
-    mark = time.perf_counter()
-    windows = merged.finish() if merged is not None else None
-    mark = _lap(main_s, "windows", mark)
-    alerts = None
-    if engine is not None and windows is not None and windows.height:
-        alerts = detect_alerts(engine, windows)
-    mark = _lap(main_s, "detect", mark)
+    results = _close_windows(merged, engine)
     with AggregateStore(config.out / STORE_NAME) as store:
-        if windows is not None and windows.height:
-            store.upsert_windows(windows)
-        if alerts is not None:
-            store.upsert_table("alerts", alerts, key=["id"])
-        _lap(main_s, "store", mark)
-        summary = _summarize(
-            config, inputs, formats, outcomes, started_at, time.perf_counter() - clock
-        )
-        summary = replace(
-            summary,
-            windows=windows.height if windows is not None else 0,
-            alerts=alerts,
-            stage_s={**summary.stage_s, **{f"main_{k}": v for k, v in main_s.items()}},
-        )
+        results.store(store)
+        summary = _summarize(config, inputs, formats, outcomes, results, started_at)
+        summary = replace(summary, elapsed_s=time.perf_counter() - clock)
         record_run(store, summary)
     return summary
 
 
-def _lap(laps: dict[str, float], name: str, since: float) -> float:
-    now = time.perf_counter()
-    laps[name] = now - since
-    return now
+@dataclass
+class _Results:
+    """What the main process makes of the merged state, and how long it took."""
+
+    windows: pl.DataFrame | None
+    alerts: pl.DataFrame | None
+    main_s: dict[str, float]
+
+    def store(self, store: AggregateStore) -> None:
+        started = time.perf_counter()
+        if self.windows is not None and self.windows.height:
+            store.upsert_windows(self.windows)
+        if self.alerts is not None:
+            store.upsert_table("alerts", self.alerts, key=["id"])
+        self.main_s["main_store"] = time.perf_counter() - started
+
+
+def _close_windows(
+    merged: WindowAggregator | None, engine: AlertEngine | None
+) -> _Results:
+    """Emit every window of the run, then run the detectors over them."""
+    started = time.perf_counter()
+    windows = merged.finish() if merged is not None else None
+    emitted = time.perf_counter()
+    alerts = None
+    if engine is not None and windows is not None and windows.height:
+        alerts = detect_alerts(engine, windows)
+    main_s = {
+        "main_windows": emitted - started,
+        "main_detect": time.perf_counter() - emitted,
+    }
+    return _Results(windows, alerts, main_s)
 
 
 def check_writable(out: Path) -> None:
@@ -404,8 +415,8 @@ def _summarize(
     inputs: list[InputFile],
     formats: dict[str, FormatChoice],
     outcomes: list[ChunkOutcome],
+    results: _Results,
     started_at: datetime,
-    elapsed_s: float,
 ) -> RunSummary:
     reasons: Counter[str] = Counter()
     stages: dict[str, float] = {}
@@ -430,13 +441,13 @@ def _summarize(
         untimed=sum(o.untimed for o in outcomes),
         bytes_read=sum(inp.size_bytes or 0 for inp in inputs),
         reject_reasons=dict(reasons.most_common()),
-        windows=0,
-        alerts=None,
+        windows=results.windows.height if results.windows is not None else 0,
+        alerts=results.alerts,
         lake_files=tuple(Path(p) for o in outcomes for p in o.lake_files),
         reject_files=tuple(Path(p) for o in outcomes for p in o.reject_files),
         started_at=started_at,
-        elapsed_s=elapsed_s,
-        stage_s=dict(stages),
+        elapsed_s=0.0,
+        stage_s={**stages, **results.main_s},
     )
 
 
