@@ -247,6 +247,20 @@ def test_megabyte_lines_do_not_crash() -> None:
     assert result.rejects.get_column("raw").str.len_chars().to_list() == [2054, 2054]
 
 
+def test_crafted_line_does_not_stall_the_fallback() -> None:
+    # Quotes, statuses and separators repeated: a backtracking matcher
+    # takes hours on this; the fallback runs in time linear in the line.
+    head = '1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "'
+    crafted = head + 'a" 200 1 "b" "' * 3000 + "x"
+    result = parse("combined", [crafted, crafted[:-1] + '"'])
+    assert result.rejects.get_column("line_number").to_list() == [1]
+    # The lenient split takes the shortest request and referer: the agent
+    # is all the repeats but the first.
+    assert result.events.get_column("user_agent").str.len_chars().to_list() == [
+        len('a" 200 1 "b" "') * 2999
+    ]
+
+
 def test_many_bad_lines_fall_back_quickly() -> None:
     lines = [f'{i} "a" "b" "c" "d" "e" "f" "g" "h"' * 20 for i in range(2_000)]
     result = parse("combined", lines)

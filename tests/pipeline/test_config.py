@@ -21,7 +21,7 @@ def test_defaults_when_nothing_is_given() -> None:
     assert config == RunConfig(inputs=["a.log"])
     assert config.windows == ["1m", "5m", "1h"]
     assert config.out == Path("logweir-out")
-    assert config.chunk_bytes == 64 << 20
+    assert (config.chunk_bytes, config.batch_bytes) == (64 << 20, 32 << 20)
     assert config.lateness_s == 300
     assert config.detect.enabled is True
     assert config.worker_count >= 1
@@ -93,7 +93,7 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         ),
         (
             "colour = 1",
-            "config.toml: colour: unknown key (known: batch_size, chunk_size, "
+            "config.toml: colour: unknown key (known: alerts, batch_size, chunk_size, "
             "detect, dimensions, format, inputs, lateness, out, report, strict, "
             "timezone, top_n, windows, workers)",
         ),

@@ -26,8 +26,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from logweir.pipeline.config import DEFAULT_OUT
-from logweir.pipeline.query import run_query
+from logweir.pipeline import DEFAULT_OUT
 
 
 def register(subparsers: Any) -> None:
@@ -92,6 +91,8 @@ def _printable(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from logweir.pipeline.query import run_query
+
     frame = run_query(args.out, args.sql)
     if args.format == "json":
         json.dump(frame.to_dicts(), sys.stdout, default=_json_value, indent=None)

@@ -29,8 +29,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from logweir.pipeline.config import load_config
-
 if TYPE_CHECKING:
     from logweir.pipeline.batch import ProgressState
 
@@ -132,6 +130,7 @@ def handle(args: argparse.Namespace) -> int:
     # Imported here: the pipeline pulls in every stage, which the other
     # commands (and --help) need not wait for.
     from logweir.pipeline.batch import run_batch
+    from logweir.pipeline.config import load_config
 
     config = load_config(args.config, _overrides(args))
     errors = Console(stderr=True)

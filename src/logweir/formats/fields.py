@@ -400,16 +400,21 @@ def request_columns(line: pl.Expr) -> dict[str, pl.Expr]:
 
 
 def _request_fast(group: str, stop: Stop) -> str:
-    # ``-`` or METHOD SP PATH [?QUERY] SP PROTO, with single spaces: what
-    # servers write for nearly every request. Anything else (odd spaces,
-    # HTTP/0.9, junk) is left to the fallback, which splits it in Python.
-    # The whole line is not captured here (it is put back together from
-    # its parts when needed): one group fewer keeps the regex fast.
+    # ``-``; METHOD SP PATH [?QUERY] SP PROTO with single spaces (what
+    # servers write for nearly every request); or, when the first character
+    # cannot start a method, junk kept whole (TLS handshakes sent to a plain
+    # port, logged as ``\x16\x03…``). The first character picks the branch,
+    # which keeps the regex one-pass. Anything else (odd spaces, HTTP/0.9)
+    # is left to the fallback, which splits it in Python. The whole line is
+    # not captured (it is put back together from its parts when needed):
+    # one group fewer keeps the regex fast.
     no_stop = char_class((stop or "") + ' "')
+    junk = free_text_fast(stop)
     return (
         f"(?:-|(?P<{group}_m>[A-Za-z][A-Za-z0-9_\\-]*) "
         f"(?P<{group}_p>[^?{no_stop}]+)(?:\\?(?P<{group}_q>[^{no_stop}]*))? "
-        f"(?P<{group}_v>[A-Z]+/[0-9.]+))"
+        f"(?P<{group}_v>[A-Z]+/[0-9.]+)"
+        f"|(?P<{group}_x>[^A-Za-z\\-{char_class(stop or '')}]{junk}))"
     )
 
 

@@ -50,8 +50,8 @@ import polars as pl
 
 from logweir.formats.base import ParseOptions, Parser
 from logweir.formats.flextime import TimeContext
-from logweir.formats.jsonshape import clean_lines, learn_shape, sample
-from logweir.formats.keymap import KeyTable, convert, resolve
+from logweir.formats.jsonshape import learn_shape, sample
+from logweir.formats.keymap import KeyTable, resolve_and_convert
 from logweir.formats.lineprep import assemble, prepare
 from logweir.formats.timeutil import check_timezone
 from logweir.schema import LineBatch, ParseResult
@@ -162,7 +162,7 @@ def _left_over(rows: pl.Series, parts: list[_Part]) -> pl.Series:
 def _shape_road(rows: pl.Series, texts: pl.Series) -> list[_Part]:
     """Parts for the lines of the most common shapes (see the module doc)."""
     parts: list[_Part] = []
-    left = clean_lines(texts).arg_true()
+    left = pl.int_range(texts.len(), dtype=pl.UInt32, eager=True)
     for _ in range(MAX_SHAPES):
         if left.len() == 0:
             break
@@ -458,14 +458,14 @@ class JsonParser(Parser):
         prepared = prepare(batch)
         ctx = TimeContext.current(self.options.timezone, self.options.reference_year)
         found = extract_fields(prepared.rows, prepared.lines, self.table)
-        picked = resolve(
+        parsed = resolve_and_convert(
             found.rows,
             found.fields,
             self.table,
+            ctx,
             structured=found.structured,
             nested=found.nested,
         )
-        parsed = convert(picked, ctx, guessed=self.table.guessed)
         return assemble(batch, prepared, parsed, rejected=found.rejects)
 
 

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from logweir.formats.fields import regex_literal
 
@@ -45,10 +44,9 @@ FAST_GROUP_LIMIT = 16
 MIN_CHUNK_LINES = 20_000
 
 _SPACE = "[ ]*"
-# Raw control characters are refused before matching (:func:`clean_lines`),
-# which keeps these classes simple: a class that also excluded them made
-# the regex five times slower.
-_STRING = r'[^"\\]*(?:\\.[^"\\]*)*'
+# JSON strings hold no raw control character; an escape is checked when it
+# is decoded (:func:`_unescape`).
+_STRING = r'[^"\\\x00-\x1f]*(?:\\.[^"\\\x00-\x1f]*)*'
 _NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 _SCALAR = f"{_NUMBER}|true|false"
 # An escaped UTF-16 surrogate: Python's json keeps a lone one as is, which
@@ -237,46 +235,12 @@ def sample(lines: pl.Series) -> list[str]:
     return [text for text in lines.gather(index).to_list() if text is not None]
 
 
-def clean_lines(lines: pl.Series) -> pl.Series:
-    """Whether each line is free of raw control characters (below U+0020).
-
-    Valid JSON has none inside strings; between tokens it may have tabs,
-    but such lines are rare and take the general road. Computed on the
-    Arrow buffer with numpy: a per-line minimum byte costs one pass, where
-    a regex over the same text costs ten.
-    """
-    array = lines.to_arrow()
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    array = array.cast(pa.large_string())
-    height = len(array)
-    if height == 0:
-        return pl.Series([], dtype=pl.Boolean)
-    _, offsets_buffer, data_buffer = array.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[
-        array.offset : array.offset + height + 1
-    ]
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else np.empty(0)
-    lengths = np.diff(offsets)
-    clean = np.zeros(height, dtype=bool)
-    filled = lengths > 0
-    if filled.any():
-        # reduceat needs start offsets inside the buffer: empty lines (clean
-        # by definition) are left out of it.
-        starts = offsets[:-1][filled]
-        lowest = np.minimum.reduceat(data[: offsets[-1]], starts)
-        clean[filled] = lowest >= 0x20
-    clean[~filled] = True
-    return pl.Series(clean)
-
-
 __all__ = [
     "FAST_GROUP_LIMIT",
     "MIN_SHARE",
     "SAMPLE_LINES",
     "Matched",
     "Shape",
-    "clean_lines",
     "learn_shape",
     "sample",
 ]

@@ -27,6 +27,7 @@ the value carries its own (``"12ms"``, ``"1.5s"``, ``"1m30s"``).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -460,6 +461,52 @@ def extra_from_entries(entries: pl.DataFrame, height: int) -> pl.Series:
     return pl.Series("extra", lists).cast(EXTRA_TYPE)
 
 
+# --- 1 and 2 together, in parallel -------------------------------------------------
+
+#: Rows per chunk below which :func:`resolve_and_convert` runs in one piece.
+MIN_CHUNK_ROWS = 50_000
+
+
+def resolve_and_convert(
+    rows: pl.Series,
+    fields: pl.DataFrame,
+    table: KeyTable,
+    ctx: TimeContext,
+    *,
+    structured: Mapping[str, pl.Series] | None = None,
+    nested: Collection[str] = (),
+) -> pl.DataFrame:
+    """:func:`resolve`, then :func:`convert` with ``table``'s guesses.
+
+    Both work row by row, on many columns, mostly one Polars call per
+    column: a big batch is cut into one chunk of rows per thread of Polars'
+    pool, each done in its own Python thread (Polars lets go of the GIL
+    while it computes), and the results put back in order.
+    """
+    height = fields.height
+
+    def work(start: int, length: int) -> pl.DataFrame:
+        picked = resolve(
+            rows.slice(start, length),
+            fields.slice(start, length),
+            table,
+            structured={
+                name: mask.slice(start, length)
+                for name, mask in (structured or {}).items()
+            },
+            nested=nested,
+        )
+        return convert(picked, ctx, guessed=table.guessed)
+
+    chunks = max(1, min(pl.thread_pool_size(), height // MIN_CHUNK_ROWS))
+    if chunks == 1:
+        return work(0, height)
+    step = -(-height // chunks)
+    with ThreadPoolExecutor(max_workers=chunks) as pool:
+        parts = list(pool.map(work, range(0, height, step), [step] * chunks))
+    return pl.concat(parts, how="diagonal_relaxed")
+
+
 # --- 2. convert ------------------------------------------------------------------
 
 _REQUEST_LINE = (
@@ -539,13 +586,12 @@ def convert(
     field goes to ``extra`` under its own key instead of a reject.
     """
     frame = _unquote_headers(raw)
+    # Typed columns and the request find their dashes later, on the few
+    # values that do not convert or on distinct values: cheaper.
     dashes = [
-        pl.when(pl.col(name).str.strip_chars().is_in(["-", ""]))
-        .then(None)
-        .otherwise(pl.col(name))
-        .alias(name)
+        pl.when(_is_dash(pl.col(name))).then(None).otherwise(pl.col(name)).alias(name)
         for name in _DASH_IS_NULL
-        if name in frame.columns
+        if name in frame.columns and name not in _DASH_LATER
     ]
     frame = frame.with_columns(dashes)
     if "extra" not in frame.columns:
@@ -561,6 +607,10 @@ def convert(
         failed = frame.get_column(name).is_not_null() & value.is_null()
         if not failed.any():
             continue
+        if name in _DASH_IS_NULL:
+            frame, failed = _null_dashes(frame, name, failed)
+            if not failed.any():
+                continue
         if name in guessed:
             frame = _move_to_extra(frame, name, failed.arg_true())
         else:
@@ -576,6 +626,28 @@ def convert(
     return frame.select(
         [name for name in keep if name in frame.columns] + ["extra", "_reason"]
     )
+
+
+def _is_dash(text: pl.Expr) -> pl.Expr:
+    return text.str.strip_chars().is_in(["-", ""])
+
+
+#: Columns of :data:`_DASH_IS_NULL` whose dashes :func:`convert` looks for
+#: only where it needs to.
+_DASH_LATER = ("status", "bytes", "duration_ms", "request")
+
+
+def _null_dashes(
+    frame: pl.DataFrame, name: str, failed: pl.Series
+) -> tuple[pl.DataFrame, pl.Series]:
+    """Null the failed values of ``name`` that are a dash: no failure."""
+    index = failed.arg_true()
+    text = frame.get_column(name)
+    dash = text.gather(index).to_frame().select(_is_dash(pl.col(name))).to_series()
+    if not dash.any():
+        return frame, failed
+    where = index.filter(dash)
+    return frame.with_columns(text.scatter(where, None)), failed.scatter(where, False)
 
 
 def _unquote_headers(frame: pl.DataFrame) -> pl.DataFrame:
@@ -614,44 +686,60 @@ def _reasons(frame: pl.DataFrame, name: str, failed: pl.Series, why: str) -> pl.
 
 
 def _status(frame: pl.DataFrame, ctx: TimeContext, ts_format: str | None) -> pl.Series:
-    number = _integral(frame.get_column("status").str.strip_chars())
+    number = _integral(frame.get_column("status"))
     in_range = pl.when(number.is_between(0, 999)).then(number)
     return pl.select(in_range).to_series().cast(pl.UInt16)
 
 
 def _bytes(frame: pl.DataFrame, ctx: TimeContext, ts_format: str | None) -> pl.Series:
-    number = _integral(frame.get_column("bytes").str.strip_chars())
+    number = _integral(frame.get_column("bytes"))
     return pl.select(pl.when(number >= 0).then(number)).to_series().cast(pl.UInt64)
 
 
 def _integral(text: pl.Series) -> pl.Series:
-    """Whole numbers, also when written as ``200.0`` or ``2e2``; else null."""
+    """Whole numbers, also when written as ``200.0``, ``2e2`` or with spaces
+    around; else null. Only values that are no plain integer are looked at
+    twice."""
     exact = text.cast(pl.Int64, strict=False)
     missed = (exact.is_null() & text.is_not_null()).fill_null(False)
     if not missed.any():
         return exact
     index = missed.arg_true()
-    real = text.gather(index).cast(pl.Float64, strict=False)
+    stripped = text.gather(index).str.strip_chars()
+    real = stripped.cast(pl.Float64, strict=False)
     whole = pl.select(
-        pl.when(
-            real.is_finite() & (real == real.round(0)) & (real.abs() < 2.0**62)
-        ).then(real)
+        pl.coalesce(
+            stripped.cast(pl.Int64, strict=False),
+            pl.when(
+                real.is_finite() & (real == real.round(0)) & (real.abs() < 2.0**62)
+            )
+            .then(real)
+            .cast(pl.Int64),
+        )
     ).to_series()
-    return exact.scatter(index, whole.cast(pl.Int64))
+    return exact.scatter(index, whole)
 
 
 def _duration(
     frame: pl.DataFrame, ctx: TimeContext, ts_format: str | None
 ) -> pl.Series:
-    text = frame.get_column("duration_ms").str.strip_chars()
-    value = text.cast(pl.Float64, strict=False)
-    if "duration_ms__unit" in frame.columns:
-        value = value * frame.get_column("duration_ms__unit").fill_null(1.0)
-    missed = (value.is_null() & text.is_not_null()).fill_null(False)
+    raw = frame.get_column("duration_ms")
+    number = raw.cast(pl.Float64, strict=False)
+    missed = (number.is_null() & raw.is_not_null()).fill_null(False)
     if missed.any():
         index = missed.arg_true()
-        value = value.scatter(index, _with_units(text.gather(index)))
-    return value.cast(pl.Float64)
+        stripped = raw.gather(index).str.strip_chars()
+        number = number.scatter(index, stripped.cast(pl.Float64, strict=False))
+    if "duration_ms__unit" in frame.columns:
+        number = number * frame.get_column("duration_ms__unit").fill_null(1.0)
+    # A value with its own unit (12ms) is read in that unit, not the key's.
+    unparsed = (number.is_null() & raw.is_not_null()).fill_null(False)
+    if unparsed.any():
+        index = unparsed.arg_true()
+        number = number.scatter(
+            index, _with_units(raw.gather(index).str.strip_chars())
+        )
+    return number.cast(pl.Float64)
 
 
 def _with_units(text: pl.Series) -> pl.Series:
@@ -688,7 +776,12 @@ _TYPED = (
 
 
 def _split_http(frame: pl.DataFrame) -> pl.DataFrame:
-    """Method, path, query and protocol from request lines, URLs and paths."""
+    """Method, path, query and protocol from request lines, URLs and paths.
+
+    Each request line and URL is split once per distinct value (see
+    :func:`by_distinct`); when the request is the only source of a target
+    (no path or URL field), its path and query are split in the same go.
+    """
     columns = set(frame.columns)
     nothing = pl.lit(None, pl.String)
 
@@ -696,29 +789,39 @@ def _split_http(frame: pl.DataFrame) -> pl.DataFrame:
         return pl.col(name) if name in columns else nothing
 
     request: dict[str, pl.Expr] = {}
+    only_request = not columns & {"path", "url"}
     if "request" in columns:
-        parts = by_distinct(frame.get_column("request"), _request_parts)
+        parts = by_distinct(
+            frame.get_column("request"),
+            _request_and_target_parts if only_request else _request_parts,
+        )
         frame = frame.with_columns(
-            [parts.get_column(name).alias(f"␟{name}") for name in parts.columns]
+            pl.when(pl.lit(parts.get_column("dash")))
+            .then(None)
+            .otherwise(pl.col("request"))
+            .alias("request"),
+            *[parts.get_column(name).alias(f"␟{name}") for name in parts.columns],
         )
         frame = _keep_odd_requests(frame)
         request = {name: pl.col(f"␟{name}") for name in parts.columns}
-    sources = [given("path"), given("url")]
-    if request:
-        # A "request" that is a bare target (grok's HTTPD patterns capture
-        # the URI under that name) is used as one.
-        sources += [request["target"], request["bare"]]
-    target = (
-        frame.select(pl.coalesce(sources)).to_series()
-        if columns & {"path", "url", "request"}
-        else pl.repeat(None, frame.height, dtype=pl.String, eager=True)
-    )
-    split = by_distinct(target, _target_parts)
+    if request and only_request:
+        path, query = request["path"], request["query"]
+    else:
+        sources = [given("path"), given("url")]
+        if request:
+            sources += [request["target"], request["bare"]]
+        target = (
+            frame.select(pl.coalesce(sources)).to_series()
+            if columns & {"path", "url", "request"}
+            else pl.repeat(None, frame.height, dtype=pl.String, eager=True)
+        )
+        split = by_distinct(target, _target_parts)
+        path, query = pl.lit(split.get_column("path")), pl.lit(split.get_column("query"))
     version = given("http_version")
     return frame.with_columns(
         pl.coalesce(given("method"), request.get("method", nothing)).alias("method"),
-        split.get_column("path"),
-        pl.coalesce(given("query"), pl.lit(split.get_column("query"))).alias("query"),
+        path.alias("path"),
+        pl.coalesce(given("query"), query).alias("query"),
         pl.coalesce(
             given("protocol"),
             pl.when(version.str.contains(r"^\d+(\.\d+)?$"))
@@ -731,16 +834,27 @@ def _split_http(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _request_parts(requests: pl.Series) -> pl.DataFrame:
     """Method, target and protocol of request lines; ``bare`` holds the
-    request when it is a bare target (``/a?b``) instead."""
+    request when it is a bare target (``/a?b``) instead, ``dash`` whether
+    it is ``-`` or empty (no request: nothing is split)."""
     request = pl.col("request")
+    dash = _is_dash(request)
+    real = pl.when(dash).then(None).otherwise(request)
     return (
         requests.alias("request")
         .to_frame()
         .select(
-            request.str.extract_groups(_REQUEST_LINE).struct.unnest(),
-            pl.when(request.str.contains(_BARE_TARGET)).then(request).alias("bare"),
+            real.str.extract_groups(_REQUEST_LINE).struct.unnest(),
+            pl.when(real.str.contains(_BARE_TARGET)).then(real).alias("bare"),
+            dash.fill_null(False).alias("dash"),
         )
     )
+
+
+def _request_and_target_parts(requests: pl.Series) -> pl.DataFrame:
+    """:func:`_request_parts` and the path and query of its target."""
+    parts = _request_parts(requests)
+    target = parts.select(pl.coalesce("target", "bare")).to_series()
+    return pl.concat([parts, _target_parts(target)], how="horizontal")
 
 
 def _target_parts(targets: pl.Series) -> pl.DataFrame:
@@ -810,4 +924,5 @@ __all__ = [
     "empty_extra",
     "extra_from_entries",
     "resolve",
+    "resolve_and_convert",
 ]

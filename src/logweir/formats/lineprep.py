@@ -1,7 +1,8 @@
 """The first and last step of every parser in this package, on whole batches.
 
 :func:`prepare` strips the ``\\r`` of CRLF endings and sets empty lines
-aside; :func:`assemble` turns a parsed frame (one row per kept line, with a
+aside (looking at the bytes with numpy, see :func:`scan`); :func:`assemble`
+turns a parsed frame (one row per kept line, with a
 ``_reason`` that is null for good lines) into the events and rejects of a
 :class:`~logweir.schema.ParseResult`, with each line's source, offset and
 line number.
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from logweir.formats.keymap import empty_extra
 from logweir.schema import (
@@ -38,19 +41,80 @@ class Prepared:
         return self.frame.get_column("row")
 
 
+@dataclass(frozen=True)
+class Scan:
+    """Per line: its length in bytes and its first byte (0 when empty)."""
+
+    length: np.ndarray
+    first: np.ndarray
+
+
+def scan(lines: pl.Series) -> Scan:
+    """Lengths and first bytes of every line, read from Arrow's views.
+
+    Polars hands its strings to Arrow as string views without a copy; a
+    view holds the length and the first bytes, which numpy reads for the
+    whole batch at once. (``str.head(1)`` costs about 60 ns a line.)
+    """
+    array = lines.to_arrow(compat_level=pl.CompatLevel.newest())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    height = len(array)
+    if array.type != pa.string_view():
+        return _scan_offsets(array.cast(pa.large_string()))
+    view_buffer = array.buffers()[1]
+    if view_buffer is None or height == 0:
+        return Scan(np.zeros(height, dtype=np.int64), np.zeros(height, dtype=np.uint8))
+    # A view is 16 bytes: the length, then the bytes themselves (up to 12)
+    # or their first 4, a data buffer's index and the offset in it.
+    views = np.frombuffer(view_buffer, dtype=np.uint8).reshape(-1, 16)
+    views = views[array.offset : array.offset + height]
+    length = views[:, :4].copy().view(np.int32).ravel().astype(np.int64)
+    first = np.where(length > 0, views[:, 4], 0).astype(np.uint8)
+    return Scan(length, first)
+
+
+def _scan_offsets(array: pa.Array) -> Scan:
+    """:func:`scan` for a plain (offsets and data) Arrow string array."""
+    height = len(array)
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[
+        array.offset : array.offset + height + 1
+    ]
+    length = np.diff(offsets)
+    first = np.zeros(height, dtype=np.uint8)
+    if data_buffer is not None:
+        data = np.frombuffer(data_buffer, dtype=np.uint8)
+        filled = length > 0
+        first[filled] = data[offsets[:-1][filled]]
+    return Scan(length, first)
+
+
+#: First bytes of a line that may be blank: ASCII whitespace, and any
+#: non-ASCII lead byte (Unicode has whitespace beyond ASCII).
+_MAYBE_BLANK = np.zeros(256, dtype=bool)
+_MAYBE_BLANK[[0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20]] = True
+_MAYBE_BLANK[0x80:] = True
+
+
 def prepare(batch: LineBatch) -> Prepared:
     """Lines without their CR, empty and blank lines left out."""
     lines = batch.lines.cast(pl.String).alias("line")
     if lines.null_count():
         lines = lines.fill_null("")
-    # Each step only when some line needs it: most batches need none.
     if lines.str.ends_with("\r").any():
         lines = lines.str.strip_suffix("\r")
+    bytes_ = scan(lines)
     frame = lines.to_frame().with_row_index("row")
-    blank = lines.str.strip_chars().str.len_bytes() == 0
+    maybe = (bytes_.length == 0) | _MAYBE_BLANK[bytes_.first]
+    blank = np.zeros(len(maybe), dtype=bool)
+    if maybe.any():
+        where = np.flatnonzero(maybe)
+        stripped = lines.gather(where).str.strip_chars().str.len_bytes() == 0
+        blank[where] = stripped.to_numpy()
     if not blank.any():
         return Prepared(frame, 0)
-    return Prepared(frame.filter(~blank), int(blank.sum()))
+    return Prepared(frame.filter(pl.Series(~blank)), int(blank.sum()))
 
 
 def assemble(
@@ -69,23 +133,23 @@ def assemble(
     ``skipped``. ``rejected`` (``row`` and ``_reason``) holds more rejected
     lines, kept apart so that ``parsed`` need not be filtered.
     """
-    if rejected is not None and rejected.height:
-        parsed = pl.concat([parsed, rejected], how="diagonal")
     if not parsed.get_column("row").is_sorted():
         parsed = parsed.sort("row")
     failed = parsed.get_column("_reason").is_not_null()
     good = parsed.filter(~failed) if failed.any() else parsed
-    bad = parsed.filter(failed) if failed.any() else parsed.clear()
+    bad = parsed.filter(failed).select("row", "_reason")
+    if rejected is not None and rejected.height:
+        bad = pl.concat([bad, rejected.select("row", "_reason")]).sort("row")
     if "extra" not in good.columns:
         good = good.with_columns(empty_extra(good.height))
-    good_rows = good.get_column("row")
     events = good.with_columns(
-        batch.offsets.cast(pl.UInt64).gather(good_rows).alias("offset"),
+        batch.offsets.cast(pl.UInt64).gather(good.get_column("row")).alias("offset"),
         pl.lit(batch.source, pl.String).alias("source"),
     )
     bad_rows = bad.get_column("row")
     # Prepared rows are sorted: a search finds each rejected line's text.
-    lines = prepared.lines.gather(prepared.rows.search_sorted(bad_rows))
+    index = prepared.rows.search_sorted(bad_rows.cast(prepared.rows.dtype))
+    lines = prepared.lines.gather(index)
     rejects = pl.DataFrame(
         {
             "source": pl.repeat(batch.source, bad.height, dtype=pl.String, eager=True),
@@ -95,7 +159,7 @@ def assemble(
             "reason": bad.get_column("_reason"),
         }
     )
-    consumed = prepared.frame.height - parsed.height
+    consumed = prepared.frame.height - good.height - bad.height
     return ParseResult(
         events=conform_events(events),
         rejects=conform_rejects(rejects),
@@ -109,4 +173,4 @@ def reject_all(batch: LineBatch, prepared: Prepared, reason: pl.Series) -> Parse
     return assemble(batch, prepared, parsed)
 
 
-__all__ = ["Prepared", "assemble", "prepare", "reject_all"]
+__all__ = ["Prepared", "Scan", "assemble", "prepare", "reject_all", "scan"]

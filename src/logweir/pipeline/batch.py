@@ -46,10 +46,11 @@ from typing import Any
 
 import polars as pl
 
+from logweir.detectors.alerts import Alert
 from logweir.detectors.engine import AlertEngine
 from logweir.errors import LogweirError, SinkError
 from logweir.formats.base import ParseOptions
-from logweir.pipeline.alerts import build_engine, detect_alerts
+from logweir.pipeline.alerts import alerts_table, build_engine, deliver, detect_alerts
 from logweir.pipeline.choose import FormatChoice, choose_formats
 from logweir.pipeline.config import RunConfig
 from logweir.pipeline.worker import (
@@ -139,6 +140,7 @@ def run_batch(
     results = _close_windows(merged, engine)
     with AggregateStore(config.out / STORE_NAME) as store:
         results.store(store)
+        deliver(results.events, config.alerts, config.out)
         summary = _summarize(config, inputs, formats, outcomes, results, started_at)
         summary = replace(summary, elapsed_s=time.perf_counter() - clock)
         record_run(store, summary)
@@ -151,13 +153,14 @@ class _Results:
 
     windows: pl.DataFrame | None
     alerts: pl.DataFrame | None
+    events: list[Alert]
     main_s: dict[str, float]
 
     def store(self, store: AggregateStore) -> None:
         started = time.perf_counter()
         if self.windows is not None and self.windows.height:
             store.upsert_windows(self.windows)
-        if self.alerts is not None:
+        if self.alerts is not None:  # even empty: the table should exist
             store.upsert_table("alerts", self.alerts, key=["id"])
         self.main_s["main_store"] = time.perf_counter() - started
 
@@ -169,14 +172,15 @@ def _close_windows(
     started = time.perf_counter()
     windows = merged.finish() if merged is not None else None
     emitted = time.perf_counter()
-    alerts = None
+    alerts: list[Alert] = []
     if engine is not None and windows is not None and windows.height:
         alerts = detect_alerts(engine, windows)
     main_s = {
         "main_windows": emitted - started,
         "main_detect": time.perf_counter() - emitted,
     }
-    return _Results(windows, alerts, main_s)
+    table = alerts_table(alerts) if engine is not None else None
+    return _Results(windows, table, alerts, main_s)
 
 
 def check_writable(out: Path) -> None:
