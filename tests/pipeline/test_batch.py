@@ -7,6 +7,7 @@ counts in dictionaries: nothing shared with the code under test.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -15,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from logweir.gen import generate
 from logweir.pipeline.batch import ProgressState, RunSummary, run_batch
 from logweir.pipeline.config import RunConfig
 from logweir.pipeline.query import run_query
 from logweir.pipeline.report import build_report
 from logweir.windows.distinct import relative_error
+from logweir.windows.quantiles import ALPHA as QUANTILE_ALPHA
 
 SHOP_LOG = "lnav/test/logfile_shop_access_log.0"
 
@@ -257,3 +260,46 @@ def test_progress_reaches_the_whole_input(corpus: Path, tmp_path: Path) -> None:
     size = path.stat().st_size
     assert (last.total_bytes, last.done_bytes, last.lines) == (size, size, 1000)
     assert all(a.done_bytes <= b.done_bytes for a, b in itertools.pairwise(states))
+
+
+DURATION_LINE = re.compile(
+    r'^(?P<ip>\S+) \S+ \S+ \[(?P<ts>[^\]]+)\] "[^"]*" \d{3} (?:\d+|-) '
+    r'"[^"]*" "[^"]*" (?P<us>\d+)$'
+)
+DURATION_FORMAT = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D'
+
+
+def test_percentiles_and_unique_clients_are_within_their_bounds(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "access.log"
+    generate(20_000, log, fmt="combined-duration", seed=3, malformed_share=0.0)
+    durations: dict[datetime, list[float]] = defaultdict(list)
+    clients: dict[datetime, set[str]] = defaultdict(set)
+    for line in log.read_text(encoding="utf-8").splitlines():
+        match = DURATION_LINE.match(line)
+        assert match is not None, line
+        start = _floor(datetime.strptime(match["ts"], "%d/%b/%Y:%H:%M:%S %z"), 300)
+        durations[start].append(int(match["us"]) / 1000)
+        clients[start].add(match["ip"])
+    config = RunConfig(
+        inputs=[str(log)],
+        out=tmp_path / "out",
+        format=DURATION_FORMAT,
+        windows=["5m"],
+        workers=1,
+        detect={"enabled": False},
+    )
+    run_batch(config)
+    rows = windows_of(config.out, 300)
+    assert sorted(start for start, _ in rows) == sorted(durations)
+    for (start, _), row in rows.items():
+        values = sorted(durations[start])
+        for column, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
+            # Nearest rank: the ceil(q * n)-th smallest (docs/windows.md).
+            true = values[math.ceil(round(q * len(values), 9)) - 1]
+            got = row[f"duration_{column}_ms"]
+            assert abs(got - true) <= QUANTILE_ALPHA * true + 1e-9, (start, column)
+        true_clients = len(clients[start])
+        bound = relative_error() * true_clients
+        assert abs(row["unique_clients"] - true_clients) <= bound

@@ -41,7 +41,7 @@ import logging
 import os
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -51,7 +51,12 @@ import polars as pl
 from logweir.formats.base import ParseOptions, Parser
 from logweir.formats.flextime import TimeContext
 from logweir.formats.jsonshape import learn_shape, sample
-from logweir.formats.keymap import KeyTable, resolve_and_convert
+from logweir.formats.keymap import (
+    FieldsPart,
+    KeyTable,
+    merge_parts,
+    resolve_and_convert,
+)
 from logweir.formats.lineprep import assemble, prepare
 from logweir.formats.timeutil import check_timezone
 from logweir.schema import LineBatch, ParseResult
@@ -118,18 +123,6 @@ class Fields:
     rejects: pl.DataFrame
 
 
-@dataclass
-class _Part:
-    """What one road found: rows, decoded fields, and where each key was
-    first seen, as (batch row, position in that line)."""
-
-    rows: pl.Series
-    fields: pl.DataFrame
-    first_seen: dict[str, tuple[int, int]]
-    structured: dict[str, pl.Series] = field(default_factory=dict)
-    nested: tuple[str, ...] = ()
-
-
 def extract_fields(rows: pl.Series, texts: pl.Series, table: KeyTable) -> Fields:
     """Split each JSON object line into the decoded text of its fields.
 
@@ -148,10 +141,13 @@ def extract_fields(rows: pl.Series, texts: pl.Series, table: KeyTable) -> Fields
     )
     if general.rows.len() or not parts:
         parts.append(general)
-    return _merge(parts, rejects)
+    merged = merge_parts(parts)
+    return Fields(
+        merged.rows, merged.fields, merged.structured, merged.nested, rejects
+    )
 
 
-def _left_over(rows: pl.Series, parts: list[_Part]) -> pl.Series:
+def _left_over(rows: pl.Series, parts: list[FieldsPart]) -> pl.Series:
     """Whether each of ``rows`` was left by the shape road."""
     if not parts:
         return pl.Series([True] * rows.len(), dtype=pl.Boolean)
@@ -159,9 +155,9 @@ def _left_over(rows: pl.Series, parts: list[_Part]) -> pl.Series:
     return ~rows.is_in(taken.implode())
 
 
-def _shape_road(rows: pl.Series, texts: pl.Series) -> list[_Part]:
+def _shape_road(rows: pl.Series, texts: pl.Series) -> list[FieldsPart]:
     """Parts for the lines of the most common shapes (see the module doc)."""
-    parts: list[_Part] = []
+    parts: list[FieldsPart] = []
     left = pl.int_range(texts.len(), dtype=pl.UInt32, eager=True)
     for _ in range(MAX_SHAPES):
         if left.len() == 0:
@@ -179,7 +175,7 @@ def _shape_road(rows: pl.Series, texts: pl.Series) -> list[_Part]:
         values = matched.values if everything else matched.values.filter(hit)
         first = int(found[0])
         parts.append(
-            _Part(
+            FieldsPart(
                 found,
                 values,
                 {key: (first, index) for index, key in enumerate(shape.keys)},
@@ -190,50 +186,12 @@ def _shape_road(rows: pl.Series, texts: pl.Series) -> list[_Part]:
     return parts
 
 
-def _merge(parts: list[_Part], rejects: pl.DataFrame) -> Fields:
-    """One :class:`Fields` from the parts of each road."""
-    first_seen: dict[str, tuple[int, int]] = {}
-    nested: list[str] = []
-    for part in parts:
-        nested.extend(part.nested)
-        for key, seen in part.first_seen.items():
-            if key not in first_seen or seen < first_seen[key]:
-                first_seen[key] = seen
-    order = sorted(first_seen, key=first_seen.__getitem__)
-    order += [name for name in dict.fromkeys(nested) if name not in first_seen]
-    if len(parts) == 1:
-        fields = parts[0].fields
-        all_rows = parts[0].rows
-    else:
-        fields = pl.concat(
-            [part.fields for part in parts if part.fields.width],
-            how="diagonal_relaxed",
-        ) if any(part.fields.width for part in parts) else pl.DataFrame()
-        all_rows = pl.concat([part.rows for part in parts])
-    fields = fields.select(order) if fields.width else fields
-    structured = _structured(parts, all_rows.len())
-    return Fields(all_rows, fields, structured, tuple(nested), rejects)
-
-
-def _structured(parts: list[_Part], height: int) -> dict[str, pl.Series]:
-    """Each part's object masks over the merged rows (false elsewhere)."""
-    masks: dict[str, pl.Series] = {}
-    start = 0
-    for part in parts:
-        for name, mask in part.structured.items():
-            full = masks.get(name, pl.Series([False] * height, dtype=pl.Boolean))
-            index = pl.int_range(start, start + mask.len(), eager=True)
-            masks[name] = full.scatter(index, mask)
-        start += part.rows.len()
-    return masks
-
-
 # --- the general road: DuckDB, then Python -------------------------------------
 
 
 def _general_road(
     rows: pl.Series, texts: pl.Series, table: KeyTable, other_keys: list[str]
-) -> tuple[_Part, pl.DataFrame]:
+) -> tuple[FieldsPart, pl.DataFrame]:
     """Fields of the lines the shape road left, through DuckDB and Python.
 
     ``other_keys`` are the keys the shape road found: a dotted one of them
@@ -242,7 +200,7 @@ def _general_road(
     source = pl.DataFrame({"row": rows, "text": texts})
     if source.height == 0:
         empty = pl.DataFrame(schema={"row": pl.UInt32, "_reason": pl.String})
-        return _Part(rows, pl.DataFrame(), {}), empty
+        return FieldsPart(rows, pl.DataFrame(), {}), empty
     found = _query(
         source,
         "WITH k AS (SELECT row, json_keys(text) AS ks FROM batch "
@@ -274,7 +232,7 @@ def _general_road(
     raw = pl.concat([fast, slow], how="diagonal_relaxed") if slow.width else fast
     fields, structured = decode_fields(raw)
     return (
-        _Part(
+        FieldsPart(
             all_rows,
             fields,
             first_seen,

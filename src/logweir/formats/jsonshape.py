@@ -32,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from logweir.formats.fields import regex_literal
+from logweir.formats.lineprep import capture
 
 #: Lines looked at to learn a shape.
 SAMPLE_LINES = 64
@@ -40,8 +41,6 @@ MIN_SHARE = 0.25
 #: Rust's regex keeps its one-pass capture engine up to about this many
 #: groups; a shape with more values is still matched, just more slowly.
 FAST_GROUP_LIMIT = 16
-#: Below this many lines a batch is matched in one piece, not one per thread.
-MIN_CHUNK_LINES = 20_000
 
 _SPACE = "[ ]*"
 # JSON strings hold no raw control character; an escape is checked when it
@@ -94,29 +93,20 @@ class Shape:
     def match(self, lines: pl.Series) -> Matched:
         """Capture the values of every line of this shape.
 
-        Runs one query per chunk of :data:`MIN_CHUNK_LINES` lines or more,
-        in parallel. Escaped strings are decoded afterwards, for the few
-        lines that have a backslash.
+        One vectorized pass (:func:`~logweir.formats.lineprep.capture`);
+        escaped strings are decoded afterwards, for the few lines that have
+        a backslash.
         """
-        frame = lines.alias("line").to_frame()
-        chunks = max(1, min(pl.thread_pool_size(), lines.len() // MIN_CHUNK_LINES))
-        step = max(1, -(-lines.len() // chunks))
         names = [f"␟{index}" for index in range(len(self.keys))]
-        plans = [
-            frame.slice(start, step)
-            .lazy()
-            .select(
-                pl.col("line").str.extract_groups(self.regex).alias("␟groups"),
-                pl.col("line").str.contains("\\", literal=True).alias("␟escaped"),
-            )
-            .select(
+        found = capture(
+            lines,
+            self.regex,
+            [
                 pl.col("␟groups").struct.field("m").is_not_null().alias(_HIT),
-                "␟escaped",
+                pl.col("line").str.contains("\\", literal=True).alias("␟escaped"),
                 *[self.value(index).alias(name) for index, name in enumerate(names)],
-            )
-            for start in range(0, max(lines.len(), 1), step)
-        ]
-        found = pl.concat(pl.collect_all(plans)) if len(plans) > 1 else plans[0].collect()
+            ],
+        )
         hit = found.get_column(_HIT)
         values = found.select(names)
         escaped = (found.get_column("␟escaped") & hit).arg_true()

@@ -26,9 +26,9 @@ the value carries its own (``"12ms"``, ``"1.5s"``, ``"1m30s"``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -287,6 +287,73 @@ def _split_unit(spec: str, target: str) -> tuple[str, float]:
         return key, float(unit)
     except ValueError:
         return spec, 1.0
+
+
+# --- 0. fields from several roads ----------------------------------------------
+
+
+@dataclass
+class FieldsPart:
+    """The fields one road of a parser found for some lines of a batch.
+
+    ``rows`` are the batch rows of ``fields``' rows; ``first_seen`` says
+    where each key was first seen, as (batch row, position in that line);
+    ``structured`` and ``nested`` are as :func:`resolve` takes them.
+    """
+
+    rows: pl.Series
+    fields: pl.DataFrame
+    first_seen: dict[str, tuple[int, int]]
+    structured: dict[str, pl.Series] = field(default_factory=dict)
+    nested: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MergedFields:
+    """:class:`FieldsPart` s stacked: what :func:`resolve` takes."""
+
+    rows: pl.Series
+    fields: pl.DataFrame
+    structured: dict[str, pl.Series]
+    nested: tuple[str, ...]
+
+
+def merge_parts(parts: Sequence[FieldsPart]) -> MergedFields:
+    """Stack the parts' rows, their columns in the order the batch first
+    shows each key (the line where it first appears, then its place in
+    that line), nested paths last. Rows stay in part order."""
+    first_seen: dict[str, tuple[int, int]] = {}
+    nested: list[str] = []
+    for part in parts:
+        nested.extend(part.nested)
+        for key, seen in part.first_seen.items():
+            if key not in first_seen or seen < first_seen[key]:
+                first_seen[key] = seen
+    order = sorted(first_seen, key=first_seen.__getitem__)
+    order += [name for name in dict.fromkeys(nested) if name not in first_seen]
+    if len(parts) == 1:
+        fields, rows = parts[0].fields, parts[0].rows
+    else:
+        filled = [part.fields for part in parts if part.fields.width]
+        fields = pl.concat(filled, how="diagonal_relaxed") if filled else pl.DataFrame()
+        rows = pl.concat([part.rows for part in parts])
+    if fields.width:
+        fields = fields.select(order)
+    return MergedFields(rows, fields, _stacked_masks(parts), tuple(nested))
+
+
+def _stacked_masks(parts: Sequence[FieldsPart]) -> dict[str, pl.Series]:
+    """Each part's object masks over the stacked rows (false elsewhere)."""
+    height = sum(part.rows.len() for part in parts)
+    masks: dict[str, pl.Series] = {}
+    start = 0
+    for part in parts:
+        for name, mask in part.structured.items():
+            full = masks.get(name, pl.repeat(False, height, eager=True))
+            index = pl.int_range(start, start + mask.len(), eager=True)
+            masks[name] = full.scatter(index, mask)
+        start += part.rows.len()
+    return masks
 
 
 # --- 1. resolve ------------------------------------------------------------------
@@ -736,9 +803,9 @@ def _duration(
     unparsed = (number.is_null() & raw.is_not_null()).fill_null(False)
     if unparsed.any():
         index = unparsed.arg_true()
-        number = number.scatter(
-            index, _with_units(raw.gather(index).str.strip_chars())
-        )
+        texts = raw.gather(index).str.strip_chars()
+        units = by_distinct(texts, lambda some: _with_units(some).to_frame())
+        number = number.scatter(index, units.to_series())
     return number.cast(pl.Float64)
 
 
@@ -917,12 +984,15 @@ def _move_to_extra(frame: pl.DataFrame, target: str, index: pl.Series) -> pl.Dat
 __all__ = [
     "DEFAULT_KEYS",
     "TARGETS",
+    "FieldsPart",
     "KeyTable",
+    "MergedFields",
     "build_extra",
     "by_distinct",
     "convert",
     "empty_extra",
     "extra_from_entries",
+    "merge_parts",
     "resolve",
     "resolve_and_convert",
 ]

@@ -10,6 +10,7 @@ line number.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,10 +168,49 @@ def assemble(
     )
 
 
+#: Below this many lines a batch is matched in one piece, not one per thread.
+MIN_CHUNK_LINES = 20_000
+
+
+def capture(
+    lines: pl.Series, regex: str, outputs: Sequence[pl.Expr]
+) -> pl.DataFrame:
+    """``outputs`` of every line, read from the captures of ``regex``.
+
+    ``outputs`` see the line as ``line`` and the named groups as the struct
+    column ``␟groups``. The batch is cut into one chunk per thread of
+    Polars' pool (at least :data:`MIN_CHUNK_LINES` lines each), and the
+    chunks run as parallel queries: a regex over a column runs on one core
+    otherwise.
+    """
+    frame = lines.alias("line").to_frame()
+    chunks = max(1, min(pl.thread_pool_size(), lines.len() // MIN_CHUNK_LINES))
+    step = max(1, -(-lines.len() // chunks))
+    plans = [
+        frame.slice(start, step)
+        .lazy()
+        .with_columns(pl.col("line").str.extract_groups(regex).alias("␟groups"))
+        .select(outputs)
+        for start in range(0, max(lines.len(), 1), step)
+    ]
+    if len(plans) == 1:
+        return plans[0].collect()
+    return pl.concat(pl.collect_all(plans))
+
+
 def reject_all(batch: LineBatch, prepared: Prepared, reason: pl.Series) -> ParseResult:
     """Every kept line rejected, each with its entry of ``reason``."""
     parsed = pl.DataFrame({"row": prepared.rows, "_reason": reason})
     return assemble(batch, prepared, parsed)
 
 
-__all__ = ["Prepared", "Scan", "assemble", "prepare", "reject_all", "scan"]
+__all__ = [
+    "MIN_CHUNK_LINES",
+    "Prepared",
+    "Scan",
+    "assemble",
+    "capture",
+    "prepare",
+    "reject_all",
+    "scan",
+]

@@ -2,10 +2,11 @@
 
 :func:`run_batch` does, in order:
 
-1. expand the inputs and check that ``OUT`` can be written, so that a
-   missing file or a read-only disk stops the run before anything is
-   written;
-2. choose each input's format (given, or detected from a sample);
+1. expand the inputs, choose each input's format (given, or detected from
+   a sample), and check that ``OUT`` can be written, so that a missing
+   file, an unknown format or a read-only disk stops the run before
+   anything is written;
+2. build the alert engine, so that a bad detector setting stops it too;
 3. cut every input into line-aligned chunks (the cut depends on the chunk
    size only, never on the number of workers);
 4. process the chunks in worker processes (:mod:`.worker`), each writing
@@ -130,10 +131,10 @@ def run_batch(
     started_at = datetime.now(UTC)
     clock = time.perf_counter()
     inputs = expand_inputs(config.inputs)
-    check_writable(config.out)
     engine = build_engine(config.detect.options()) if config.detect.enabled else None
     options = ParseOptions(timezone=config.timezone)
     formats = choose_formats(inputs, config.format, options)
+    check_writable(config.out)
     tasks = _plan(inputs, formats, options, config)
     total_bytes = sum(inp.size_bytes or 0 for inp in inputs)
     merged, outcomes = _execute(tasks, config.worker_count, total_bytes, progress)
@@ -187,7 +188,7 @@ def check_writable(out: Path) -> None:
     """Create ``out`` and prove a file can be written there, or raise.
 
     Raises :class:`SinkError` naming the folder (a read-only disk, a path
-    under a file, no permission) before any input is read.
+    under a file, no permission) before any chunk is read.
     """
     try:
         out.mkdir(parents=True, exist_ok=True)

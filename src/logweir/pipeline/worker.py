@@ -1,15 +1,18 @@
 """What one worker does with one chunk: read, parse, write, aggregate.
 
 :func:`process_chunk` runs in a worker process (or in the main process when
-the run has one worker). It reads its chunk's line batches, parses each,
-hands events and rejects to a writer thread through a small bounded queue,
-and updates a fresh :class:`~logweir.windows.WindowAggregator`. It returns
-the aggregator's serialized state with the chunk's counts, so the main
-process can merge chunks in chunk order whatever the number of workers.
+the run has one worker). A reading thread fetches the chunk's line batches
+ahead (:func:`prefetch`); the worker's own thread parses each batch and
+hands events and rejects to a writing thread, and the events to an
+aggregating thread that updates a fresh
+:class:`~logweir.windows.WindowAggregator` (:class:`BoundedStage`). It
+returns the aggregator's serialized state with the chunk's counts, so the
+main process can merge chunks in chunk order whatever the number of
+workers.
 
-The queue holds at most :data:`WRITE_QUEUE_BATCHES` parsed batches: when
-the disk is slower than the parser, ``put`` blocks and reading waits,
-so memory stays bounded by a few batches per worker.
+Every queue between these threads holds at most :data:`QUEUE_BATCHES`
+batches: when the disk is slower than the parser, ``put`` blocks and
+reading waits, so memory stays bounded by a few batches per worker.
 """
 
 from __future__ import annotations

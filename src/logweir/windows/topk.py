@@ -31,24 +31,26 @@ def truncate(summed: pl.DataFrame, group: str, capacity: int) -> pl.DataFrame:
 
     ``summed`` must have one row per (group, item). Ties at the cut do not
     make the result depend on row order: every item whose count equals the
-    subtracted one reaches zero and is dropped. Done with one sort and
-    NumPy position arithmetic rather than a per-group rank.
+    subtracted one reaches zero and is dropped. The subtracted count is
+    each large group's ``capacity + 1``-th largest, found with a windowed
+    ``top_k`` rather than by sorting every row (about twice as fast,
+    measured); rows keep their input order.
     """
     if summed.height <= capacity:
         return summed
-    ordered = summed.sort([group, "count"], descending=[False, True])
-    keys = ordered.get_column(group).to_numpy()
-    counts = ordered.get_column("count").to_numpy()
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    lengths = np.diff(np.r_[starts, len(keys)])
-    if lengths.max() <= capacity:
-        return summed
-    large = lengths > capacity
-    cut = np.zeros(len(starts), dtype=counts.dtype)
-    cut[large] = counts[starts[large] + capacity]
-    reduced = counts - np.repeat(cut, lengths)
-    keep = np.repeat(~large, lengths) | (counts > np.repeat(cut, lengths))
-    return ordered.with_columns(pl.Series("count", reduced)).filter(pl.Series(keep))
+    small = pl.len().over(group) <= capacity
+    count = pl.col("count")
+    cut = (
+        pl.when(small)
+        .then(pl.lit(0, dtype=summed.schema["count"]))
+        .otherwise(count.top_k(capacity + 1).min().over(group))
+    )
+    return (
+        summed.with_columns(_cut=cut)
+        .filter(small | (count > pl.col("_cut")))
+        .with_columns(count - pl.col("_cut"))
+        .drop("_cut")
+    )
 
 
 def top_rows(summed: pl.DataFrame, group: str, top_n: int) -> pl.DataFrame:
@@ -56,11 +58,18 @@ def top_rows(summed: pl.DataFrame, group: str, top_n: int) -> pl.DataFrame:
 
     ``summed`` has one row per (group, item), an ``ihash`` per item and a
     ``row`` pointing at the item's text. Ties at the cut go to the smaller
-    item hash, so the choice does not depend on row order. One sort of all
-    rows, then a position-in-group filter: much faster than a per-group
-    ``top_k`` when there are many small groups.
+    item hash, so the choice does not depend on row order. Rows below each
+    group's ``top_n``-th largest count are dropped first (a windowed
+    ``top_k``, no sort); the few left are sorted, then a position-in-group
+    filter keeps ``top_n``: much faster than a per-group ``top_k`` of the
+    rows themselves when there are many small groups, and than sorting
+    every row (3x, measured).
     """
-    ordered = summed.select(group, "row", "count", "ihash").sort(
+    count = pl.col("count")
+    candidates = summed.select(group, "row", "count", "ihash").filter(
+        count >= count.top_k(top_n).min().over(group)
+    )
+    ordered = candidates.sort(
         [group, "count", "ihash"], descending=[False, True, False]
     )
     keys = ordered.get_column(group).to_numpy()
