@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import numpy as np
 import polars as pl
 
 from logweir.formats.base import ParseOptions, Parser
@@ -142,9 +141,7 @@ def extract_fields(rows: pl.Series, texts: pl.Series, table: KeyTable) -> Fields
     if general.rows.len() or not parts:
         parts.append(general)
     merged = merge_parts(parts)
-    return Fields(
-        merged.rows, merged.fields, merged.structured, merged.nested, rejects
-    )
+    return Fields(merged.rows, merged.fields, merged.structured, merged.nested, rejects)
 
 
 def _left_over(rows: pl.Series, parts: list[FieldsPart]) -> pl.Series:
@@ -211,8 +208,7 @@ def _general_road(
     )
     keys = found.get_column("key").to_list()
     first_seen = {
-        key: (int(first), int(position))
-        for key, first, position in found.iter_rows()
+        key: (int(first), int(position)) for key, first, position in found.iter_rows()
     }
     nested: list[tuple[str, list[str]]] = []
     if len(keys) > MAX_KEYS:
@@ -399,7 +395,9 @@ def _decode_strings(raw: pl.Series) -> pl.Series:
             return raw.str.json_decode(pl.String)
         except pl.exceptions.ComputeError:
             pass
-    return pl.Series([_clean(json.loads(text)) for text in raw.to_list()], dtype=pl.String)
+    return pl.Series(
+        [_clean(json.loads(text)) for text in raw.to_list()], dtype=pl.String
+    )
 
 
 class JsonParser(Parser):

@@ -38,20 +38,21 @@ from logweir.formats.lineprep import capture
 SAMPLE_LINES = 64
 #: A shape is tried only if at least this share of the sampled objects has it.
 MIN_SHARE = 0.25
-#: Rust's regex keeps its one-pass capture engine up to about this many
-#: groups; a shape with more values is still matched, just more slowly.
-FAST_GROUP_LIMIT = 16
 
 _SPACE = "[ ]*"
 # JSON strings hold no raw control character; an escape is checked when it
 # is decoded (:func:`_unescape`).
-_STRING = r'[^"\\\x00-\x1f]*(?:\\.[^"\\\x00-\x1f]*)*'
+_STRING = r'(?:[^"\\\x00-\x1f]|\\.)*'
 _NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 _SCALAR = f"{_NUMBER}|true|false"
 # An escaped UTF-16 surrogate: Python's json keeps a lone one as is, which
 # no Polars string can hold, so such lines take the general road.
 _SURROGATE = r"\\u[dD][89a-fA-F]"
 _HIT = "␟hit"
+#: Value groups per regex pass: 15 groups with the marker (see
+#: :meth:`Shape.passes`).
+_GROUPS_PER_PASS = 14
+_MAX_PASSES = 2
 
 
 @dataclass(frozen=True)
@@ -65,20 +66,45 @@ class Shape:
     keys: tuple[str, ...]
     kinds: tuple[str, ...]
 
-    @property
-    def regex(self) -> str:
+    def regex(self, captured: Sequence[int]) -> str:
+        """The regex of this shape, capturing the values of the keys at
+        ``captured`` (the others are matched but not captured)."""
         parts = [f"^(?P<m>){_SPACE}\\{{{_SPACE}"]
         for index, (key, kind) in enumerate(zip(self.keys, self.kinds, strict=True)):
             if index:
                 parts.append(f",{_SPACE}")
             literal = regex_literal(json.dumps(key, ensure_ascii=False))
             parts.append(f"{literal}{_SPACE}:{_SPACE}")
-            text = f'"(?P<s{index}>{_STRING})"'
-            scalar = f"(?P<v{index}>{_SCALAR})"
+            keep = index in captured
+            text = f'"(?P<s{index}>{_STRING})"' if keep else f'"{_STRING}"'
+            scalar = f"(?P<v{index}>{_SCALAR})" if keep else f"(?:{_SCALAR})"
             choices = {"string": [text], "scalar": [scalar]}.get(kind, [text, scalar])
             parts.append(f"(?:{'|'.join([*choices, 'null'])}){_SPACE}")
         parts.append(f"\\}}{_SPACE}$")
         return "".join(parts)
+
+    def passes(self) -> list[list[int]]:
+        """Which keys each regex pass captures.
+
+        Rust's regex captures with its one-pass engine only up to 15 groups
+        (the marker included); past that it is about three times slower. A
+        shape of up to twice that many values is matched in two passes,
+        each capturing half: each reads the whole line, which is still
+        cheaper. A wider shape makes a regex too big for that engine
+        anyway, and is matched in one pass.
+        """
+        passes: list[list[int]] = [[]]
+        used = 0
+        for index, kind in enumerate(self.kinds):
+            groups = 2 if kind == "any" else 1
+            if used + groups > _GROUPS_PER_PASS:
+                passes.append([])
+                used = 0
+            passes[-1].append(index)
+            used += groups
+        if len(passes) > _MAX_PASSES:
+            return [list(range(len(self.keys)))]
+        return passes
 
     def value(self, index: int) -> pl.Expr:
         """The text of the ``index``-th key's value from the captures."""
@@ -93,23 +119,28 @@ class Shape:
     def match(self, lines: pl.Series) -> Matched:
         """Capture the values of every line of this shape.
 
-        One vectorized pass (:func:`~logweir.formats.lineprep.capture`);
-        escaped strings are decoded afterwards, for the few lines that have
-        a backslash.
+        One vectorized pass (:func:`~logweir.formats.lineprep.capture`) per
+        entry of :meth:`passes`; escaped strings are decoded afterwards, for
+        the few lines that have a backslash.
         """
         names = [f"␟{index}" for index in range(len(self.keys))]
-        found = capture(
-            lines,
-            self.regex,
-            [
+        found: list[pl.DataFrame] = []
+        for number, captured in enumerate(self.passes()):
+            first = number == 0
+            marks = [
                 pl.col("␟groups").struct.field("m").is_not_null().alias(_HIT),
                 pl.col("line").str.contains("\\", literal=True).alias("␟escaped"),
-                *[self.value(index).alias(name) for index, name in enumerate(names)],
-            ],
-        )
-        hit = found.get_column(_HIT)
-        values = found.select(names)
-        escaped = (found.get_column("␟escaped") & hit).arg_true()
+            ]
+            values = [self.value(index).alias(names[index]) for index in captured]
+            found.append(
+                capture(
+                    lines, self.regex(captured), [*marks, *values] if first else values
+                )
+            )
+        frame = pl.concat(found, how="horizontal")
+        hit = frame.get_column(_HIT)
+        values = frame.select(names)
+        escaped = (frame.get_column("␟escaped") & hit).arg_true()
         if escaped.len():
             values, failed = _unescape(values, escaped, self.kinds)
             if failed.len():
@@ -189,18 +220,21 @@ def learn_shape(texts: Sequence[str]) -> Shape | None:
             continue
         keys = tuple(value)
         counts[keys] += 1
-        for found, kind in zip(seen.setdefault(keys, [set() for _ in keys]), kinds):
+        slots = seen.setdefault(keys, [set() for _ in keys])
+        for found, kind in zip(slots, kinds, strict=True):
             found.add(kind)
     if not counts:
         return None
     keys, count = counts.most_common(1)[0]
     if count < MIN_SHARE * sum(counts.values()):
         return None
-    kinds = tuple(
-        next(iter(found - {"null"})) if len(found - {"null"}) == 1 else "any"
-        for found in seen[keys]
+    return Shape(
+        keys,
+        tuple(
+            next(iter(found - {"null"})) if len(found - {"null"}) == 1 else "any"
+            for found in seen[keys]
+        ),
     )
-    return Shape(keys, kinds)
 
 
 def _kind(value: object) -> str:
@@ -226,7 +260,6 @@ def sample(lines: pl.Series) -> list[str]:
 
 
 __all__ = [
-    "FAST_GROUP_LIMIT",
     "MIN_SHARE",
     "SAMPLE_LINES",
     "Matched",

@@ -396,7 +396,13 @@ def resolve(
         chosen = [(name, unit) for key, unit in keys for name in by_lower.get(key, [])]
         if chosen:
             candidates_of[target] = [name for name, _ in chosen]
-            picks.extend(_pick(target, chosen))
+            picks.extend(
+                _pick(
+                    target,
+                    chosen,
+                    maybe_object=any(name in structured for name, _ in chosen),
+                )
+            )
     picked = scalars.select(picks) if picks else pl.DataFrame()
     extra = _extra(fields, picked, nested, candidates_of, structured)
     return pl.DataFrame({"row": rows.cast(pl.UInt32)}).hstack(
@@ -404,8 +410,14 @@ def resolve(
     )
 
 
-def _pick(target: str, chosen: list[tuple[str, float]]) -> list[pl.Expr]:
-    """The value, key name (and unit) of the first of ``chosen`` a row has."""
+def _pick(
+    target: str, chosen: list[tuple[str, float]], *, maybe_object: bool
+) -> list[pl.Expr]:
+    """The value, key name (and unit) of the first of ``chosen`` a row has.
+
+    ``maybe_object``: whether some candidate holds an object somewhere (then
+    nulled in the values, so the key must follow the value row by row).
+    """
 
     def first(values: list[pl.Expr]) -> pl.Expr:
         return pl.coalesce(
@@ -415,6 +427,14 @@ def _pick(target: str, chosen: list[tuple[str, float]]) -> list[pl.Expr]:
             ]
         )
 
+    if len(chosen) == 1 and not maybe_object:
+        # One candidate: its name (and unit) is a constant, cheaper than a
+        # column, and only read where its value is not null.
+        ((name, unit),) = chosen
+        exprs = [pl.col(name).alias(target), pl.lit(name).alias(f"{target}__key")]
+        if target == "duration_ms":
+            exprs.append(pl.lit(unit).alias("duration_ms__unit"))
+        return exprs
     exprs = [
         pl.coalesce([pl.col(name) for name, _ in chosen]).alias(target),
         first([pl.lit(name) for name, _ in chosen]).alias(f"{target}__key"),
@@ -462,8 +482,10 @@ def build_extra(keys: list[str], values: list[pl.Series], height: int) -> pl.Ser
     Built directly as Arrow arrays: Polars' ``concat_list`` of structs costs
     about 2 µs per cell here, which made it the slowest step of a parse.
     """
-    if not keys:
+    if not keys or height == 0:
         return empty_extra(height)
+    if not any(column.null_count() for column in values):
+        return _full_extra(keys, values, height)
     valid = np.stack([column.is_not_null().to_numpy() for column in values], axis=1)
     offsets = np.zeros(height + 1, dtype=np.int64)
     np.cumsum(valid.sum(axis=1), out=offsets[1:])
@@ -490,6 +512,29 @@ def build_extra(keys: list[str], values: list[pl.Series], height: int) -> pl.Ser
     items = pa.StructArray.from_arrays([flat_keys, flat_values], names=["key", "value"])
     lists = pa.LargeListArray.from_arrays(pa.array(offsets), items)
     return pl.Series("extra", lists).cast(EXTRA_TYPE)
+
+
+def _full_extra(keys: list[str], values: list[pl.Series], height: int) -> pl.Series:
+    """:func:`build_extra` when every row has every key (a log of one
+    shape): Polars builds fixed-size arrays of structs cheaply."""
+    frame = pl.DataFrame(
+        [
+            column.cast(pl.String).alias(f"␟{index}")
+            for index, column in enumerate(values)
+        ]
+    )
+    items = [
+        pl.struct(
+            pl.lit(key, pl.String).alias("key"), pl.col(f"␟{index}").alias("value")
+        )
+        for index, key in enumerate(keys)
+    ]
+    if len(items) == 1:
+        single = frame.select(items[0]).to_series()
+        return single.reshape((height, 1)).cast(EXTRA_TYPE).alias("extra")
+    return (
+        frame.select(pl.concat_arr(items)).to_series().cast(EXTRA_TYPE).alias("extra")
+    )
 
 
 def empty_extra(height: int) -> pl.Series:
@@ -696,7 +741,9 @@ def convert(
 
 
 def _is_dash(text: pl.Expr) -> pl.Expr:
-    return text.str.strip_chars().is_in(["-", ""])
+    # The same as text.str.strip_chars().is_in(["-", ""]) (both read
+    # whitespace as Unicode's White_Space), in half the time.
+    return text.str.contains(r"^\s*-?\s*$")
 
 
 #: Columns of :data:`_DASH_IS_NULL` whose dashes :func:`convert` looks for
@@ -777,9 +824,7 @@ def _integral(text: pl.Series) -> pl.Series:
     whole = pl.select(
         pl.coalesce(
             stripped.cast(pl.Int64, strict=False),
-            pl.when(
-                real.is_finite() & (real == real.round(0)) & (real.abs() < 2.0**62)
-            )
+            pl.when(real.is_finite() & (real == real.round(0)) & (real.abs() < 2.0**62))
             .then(real)
             .cast(pl.Int64),
         )
@@ -883,7 +928,10 @@ def _split_http(frame: pl.DataFrame) -> pl.DataFrame:
             else pl.repeat(None, frame.height, dtype=pl.String, eager=True)
         )
         split = by_distinct(target, _target_parts)
-        path, query = pl.lit(split.get_column("path")), pl.lit(split.get_column("query"))
+        path, query = (
+            pl.lit(split.get_column("path")),
+            pl.lit(split.get_column("query")),
+        )
     version = given("http_version")
     return frame.with_columns(
         pl.coalesce(given("method"), request.get("method", nothing)).alias("method"),

@@ -261,9 +261,7 @@ def _shape_road(rows: pl.Series, lines: pl.Series) -> list[FieldsPart]:
 # --- the pair road ----------------------------------------------------------------
 
 
-def _pair_road(
-    rows: pl.Series, texts: pl.Series
-) -> tuple[FieldsPart, pl.DataFrame]:
+def _pair_road(rows: pl.Series, texts: pl.Series) -> tuple[FieldsPart, pl.DataFrame]:
     """Fields of the lines left, cut into pairs; rejects for lines that are
     not all pairs."""
     lines = pl.DataFrame({"row": rows, "line": texts}).with_columns(
