@@ -3,14 +3,16 @@
 Run::
 
     .venv/bin/python benchmarks/benchmark_parser.py [--lines 1000000]
-        [--repeat 3] [--update-benchmarks-md]
+        [--repeat 3] [--update-benchmarks-md] [--before-src DIR]
 
 Generates (once, cached under ``$TMPDIR/logweir-bench``) N combined-format
-lines and N JSON lines, then times each approach in a fresh subprocess (so
-that each one's peak RSS is its own) and prints lines/s, MB/s, CPU seconds
-and peak RSS. The best of ``--repeat`` runs is kept (three times as many for
-the short vectorized runs); machines here are shared and noisy, and the CPU
-seconds per million lines vary far less with other load than the wall time.
+lines, N JSON lines, N ``nginx-json`` lines (``logweir gen --format
+nginx-json``, malformed lines included) and N logfmt lines, then times
+each approach in a fresh subprocess (so that each one's peak RSS is its
+own) and prints lines/s, MB/s, CPU seconds and peak RSS. The best of
+``--repeat`` runs is kept (three times as many for the short vectorized
+runs); machines here are shared and noisy, and the CPU seconds per million
+lines vary far less with other load than the wall time.
 
 Approaches on combined lines:
 
@@ -24,7 +26,14 @@ Approaches on combined lines:
 The ``re`` parser doubles as the reference: every canonical value logweir
 gives is compared with it on every line, so the figures are for an exact
 parse. On JSON lines: ``json.loads`` and ``orjson.loads`` per line, and
-logweir's ``JsonParser`` when it is installed.
+logweir's ``JsonParser`` when it is installed. On logfmt lines: the pairs of
+each line with ``re.findall`` into a dict (1 core, no conversions), and
+logweir's ``LogfmtParser``.
+
+``--before-src DIR`` also times logweir's parsers from another source tree
+(``DIR/src/logweir``, e.g. ``git archive <commit> src | tar -x -C DIR``),
+each in its own process beside the current ones, and checks that both give
+the same events and rejects on the nginx-json and logfmt lines.
 """
 
 from __future__ import annotations
@@ -150,12 +159,61 @@ def generate_json(n: int, seed: int = 7) -> pl.Series:
     return frame.select(pl.struct(pl.all()).struct.json_encode().alias("line"))["line"]
 
 
+def generate_nginx_json(n: int, seed: int = 7) -> pl.Series:
+    """N lines of ``logweir gen --format nginx-json``: nginx's JSON access
+    log, with the generator's 0.2 % malformed lines (cut off, garbage,
+    empty, a byte that is not UTF-8, read as U+FFFD)."""
+    import io
+
+    from logweir.gen.generator import generate
+
+    out = io.BytesIO()
+    generate(n, out, fmt="nginx-json", seed=seed)
+    text = out.getvalue().decode("utf-8", "replace")
+    return pl.Series("line", text.split("\n")[:n])
+
+
+def generate_logfmt(n: int, seed: int = 7) -> pl.Series:
+    """N logfmt lines of a Go web service: time, level, a message (quoted
+    when it has spaces), request fields, a duration with its unit."""
+    rng = np.random.default_rng(seed)
+    millis = np.sort(1_700_000_000_000 + rng.integers(0, 86_400_000, n)) * 1_000
+    messages = ['"request completed"', "ok", '"slow request"', '"upstream timeout"']
+    frame = pl.DataFrame(
+        {
+            "time": pl.Series(millis)
+            .cast(pl.Datetime("us"))
+            .dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            "level": _pick(rng, ["info", "info", "info", "warn", "error"], n),
+            "msg": _pick(rng, messages, n),
+            "method": _pick(rng, ["GET", "GET", "POST", "PUT"], n),
+            "path": _pick(rng, [f"/api/v1/items/{i}" for i in range(2000)], n),
+            "status": _pick(rng, ["200", "200", "201", "404", "500"], n),
+            "duration": pl.Series(rng.integers(1, 5000, n)).cast(pl.String) + "ms",
+            "bytes": pl.Series(rng.integers(0, 100_000, n)).cast(pl.String),
+            "remote_ip": _pick(
+                rng, [f"10.0.{i // 250}.{i % 250}" for i in range(5000)], n
+            ),
+            "request_id": pl.Series(rng.integers(0, 2**40, n)).cast(pl.String),
+        }
+    )
+    pairs = [pl.lit(f"{name}=") + pl.col(name) for name in frame.columns]
+    return frame.select(pl.concat_str(pairs, separator=" ").alias("line"))["line"]
+
+
+GENERATORS: dict[str, Callable[[int], pl.Series]] = {
+    "combined": generate_combined,
+    "json": generate_json,
+    "nginx-json": generate_nginx_json,
+    "logfmt": generate_logfmt,
+}
+
+
 def dataset(kind: str, n: int) -> pl.Series:
     path = CACHE / f"{kind}-{n}.parquet"
     if not path.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
-        lines = generate_combined(n) if kind == "combined" else generate_json(n)
-        lines.to_frame().write_parquet(path)
+        GENERATORS[kind](n).to_frame().write_parquet(path)
     return pl.read_parquet(path).get_column("line")
 
 
@@ -257,22 +315,50 @@ def run_logweir_json(lines: pl.Series) -> Callable[[], int]:
     return lambda: parser.parse(batch).events.height
 
 
+def run_logweir_logfmt(lines: pl.Series) -> Callable[[], int]:
+    from logweir.formats.logfmt import LogfmtParser
+
+    parser = LogfmtParser()
+    batch = as_batch(lines)
+    return lambda: parser.parse(batch).events.height
+
+
+def loads_all(loads: Callable[[str], Any], texts: list[str]) -> int:
+    """Objects decoded by ``loads``, one line at a time; bad lines skipped
+    (the generated nginx-json log has some, as real logs do)."""
+    count = 0
+    for text in texts:
+        try:
+            loads(text)
+        except ValueError:  # both json's and orjson's errors are ValueErrors
+            continue
+        count += 1
+    return count
+
+
+LOGFMT_PAIR = re.compile(r'([^\s=]+)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
 def runner(name: str, lines: pl.Series) -> Callable[[], int]:
     if name == "logweir-combined":
         return run_logweir_combined(lines)
     if name == "logweir-json":
         return run_logweir_json(lines)
+    if name == "logweir-logfmt":
+        return run_logweir_logfmt(lines)
     texts = lines.to_list()
+    if name == "re.findall":
+        return lambda: len([dict(LOGFMT_PAIR.findall(t)) for t in texts])
     if name == "re":
         return lambda: len(per_line_re(texts))
     if name == "split":
         return lambda: len(per_line_split(texts))
     if name == "json.loads":
-        return lambda: len([json.loads(t) for t in texts])
+        return lambda: loads_all(json.loads, texts)
     if name == "orjson.loads":
         import orjson
 
-        return lambda: len([orjson.loads(t) for t in texts])
+        return lambda: loads_all(orjson.loads, texts)
     raise SystemExit(f"unknown approach {name}")
 
 
@@ -335,14 +421,26 @@ APPROACHES = [
     ("combined", "logweir-combined", "logweir vectorized `combined` (Polars)"),
     ("json", "json.loads", "per-line `json.loads` (1 core)"),
     ("json", "orjson.loads", "per-line `orjson.loads` (1 core)"),
-    ("json", "logweir-json", "logweir `JsonParser` (DuckDB + Polars)"),
+    ("json", "logweir-json", "logweir `JsonParser`"),
+    ("nginx-json", "json.loads", "per-line `json.loads` (1 core)"),
+    ("nginx-json", "orjson.loads", "per-line `orjson.loads` (1 core)"),
+    ("nginx-json", "logweir-json", "logweir `JsonParser`"),
+    ("logfmt", "re.findall", "per-line `re.findall` into a dict (1 core)"),
+    ("logfmt", "logweir-logfmt", "logweir `LogfmtParser`"),
 ]
 
+#: Approaches that ``--before-src`` also times from the other source tree.
+WITH_BEFORE = ("logweir-json", "logweir-logfmt")
 
-def measure(kind: str, name: str, n: int, repeat: int) -> dict[str, Any] | None:
+
+def measure(
+    kind: str, name: str, n: int, repeat: int, before: Path | None = None
+) -> dict[str, Any] | None:
     command = [sys.executable, __file__, "--child", name, "--kind", kind,
                "--lines", str(n), "--repeat", str(repeat)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, env=_env(before)
+    )
     if done.returncode != 0:
         print(f"{name}: failed: {done.stderr.strip().splitlines()[-1:]}")
         return None
@@ -350,13 +448,29 @@ def measure(kind: str, name: str, n: int, repeat: int) -> dict[str, Any] | None:
     return figures
 
 
-def report(n: int, repeat: int) -> str:
+def _env(before: Path | None) -> dict[str, str] | None:
+    """The environment of a child that imports logweir from ``before``."""
+    if before is None:
+        return None
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(before / "src"), *filter(None, [env.get("PYTHONPATH")])]
+    )
+    return env
+
+
+def report(n: int, repeat: int, before: Path | None = None) -> str:
     rows = [
         "| input | approach | lines/s | MB/s | CPU s per 1M lines | peak RSS |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
+    runs: list[tuple[str, str, str, Path | None]] = []
     for kind, name, label in APPROACHES:
-        figures = measure(kind, name, n, repeat)
+        if before is not None and name in WITH_BEFORE and kind != "json":
+            runs.append((kind, name, f"{label}, before", before))
+        runs.append((kind, name, label, None))
+    for kind, name, label, tree in runs:
+        figures = measure(kind, name, n, repeat, tree)
         if figures is None:
             rows.append(f"| {kind} | {label} | not available | | | |")
             continue
@@ -371,7 +485,39 @@ def report(n: int, repeat: int) -> str:
     return "\n".join(rows)
 
 
-def update_benchmarks_md(table: str, n: int, exact: int) -> None:
+def check_same(kind: str, n: int, before: Path) -> int:
+    """The parse of the ``before`` tree equals the current one on ``kind``
+    lines (every event and reject). Returns the number of lines."""
+    with tempfile.TemporaryDirectory() as folder:
+        old = Path(folder)
+        command = [sys.executable, __file__, "--dump", str(old), "--kind", kind,
+                   "--lines", str(n)]  # fmt: skip
+        subprocess.run(command, check=True, env=_env(before))
+        dump(kind, n, Path(folder) / "new")
+        for part in ("events", "rejects"):
+            ours = pl.read_parquet(old / "new" / f"{part}.parquet")
+            theirs = pl.read_parquet(old / f"{part}.parquet")
+            if not ours.equals(theirs):
+                raise SystemExit(f"{kind}: {part} differ from --before-src's")
+    return n
+
+
+def dump(kind: str, n: int, folder: Path) -> None:
+    """Parse ``kind`` lines and write events and rejects to ``folder``."""
+    from logweir.formats import compile_format
+
+    lines = dataset(kind, n)
+    result = compile_format("json" if kind == "nginx-json" else kind).parse(
+        as_batch(lines)
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    result.events.write_parquet(folder / "events.parquet")
+    result.rejects.write_parquet(folder / "rejects.parquet")
+
+
+def update_benchmarks_md(
+    table: str, n: int, exact: int, before: Path | None = None
+) -> None:
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text()  # read right before writing: others edit it too
     start = text.index("## Parser")
@@ -383,9 +529,20 @@ def update_benchmarks_md(table: str, n: int, exact: int) -> None:
         "runs; each approach in its own process, peak RSS including the "
         "loaded input). logweir's combined parse was checked equal, value by "
         f"value, to the per-line `re` reference on all {exact:,} lines.\n\n"
-        f"{table}\n"
+        f"{_before_note(before)}{table}\n"
     )
     path.write_text(text[:start] + section + text[end:])
+
+
+def _before_note(before: Path | None) -> str:
+    if before is None:
+        return ""
+    return (
+        "Rows marked *before* ran logweir from another source tree "
+        f"(`--before-src {before}`) in the same run; its JSON and logfmt "
+        "events and rejects were checked equal to the current ones on every "
+        "line.\n\n"
+    )
 
 
 def main() -> None:
@@ -395,18 +552,31 @@ def main() -> None:
     parser.add_argument("--update-benchmarks-md", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--kind", default="combined", help=argparse.SUPPRESS)
+    parser.add_argument("--dump", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--before-src",
+        type=Path,
+        help="also time logweir's JSON and logfmt parsers from DIR/src",
+    )
     args = parser.parse_args()
     if args.child:
         child(args.child, args.kind, args.lines, args.repeat)
         return
-    dataset("combined", args.lines)
-    dataset("json", args.lines)
+    if args.dump:
+        dump(args.kind, args.lines, args.dump)
+        return
+    for kind in GENERATORS:
+        dataset(kind, args.lines)
     exact = check_exact(args.lines)
     print(f"exact: logweir equals the reference on {exact:,} lines")
-    table = report(args.lines, args.repeat)
+    if args.before_src:
+        for kind in ("nginx-json", "logfmt"):
+            same = check_same(kind, args.lines, args.before_src)
+            print(f"same: {kind} parse equals --before-src's on {same:,} lines")
+    table = report(args.lines, args.repeat, args.before_src)
     print(table)
     if args.update_benchmarks_md:
-        update_benchmarks_md(table, args.lines, exact)
+        update_benchmarks_md(table, args.lines, exact, args.before_src)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from datetime import UTC, datetime
 from typing import Any
 
+import polars as pl
 import pytest
 
 from logweir.errors import ConfigError
-from logweir.formats import ParseOptions, compile_format
+from logweir.formats import ParseOptions, compile_format, jsonl
 from logweir.formats.jsonl import JsonParser
 from logweir.schema import EVENT_SCHEMA, LineBatch
 
@@ -232,3 +234,173 @@ def test_events_follow_the_schema_and_the_parser_pickles() -> None:
 def test_bad_mapping_target_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="cannot map a field to 'nope'"):
         JsonParser(ParseOptions(json_mapping={"nope": "a"}))
+
+
+# --- the shape road and the general road give the same events -----------------
+
+
+def general_road_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send every line down the DuckDB/Python road (the shape road off)."""
+    monkeypatch.setattr(jsonl, "MAX_SHAPES", 0)
+
+
+ONE_SHAPE = [
+    '{"ts":"2024-03-01T12:00:00Z","status":200,"msg":"plain","n":1.50,"ok":true}',
+    '{"ts": "2024-03-01T12:00:01Z", "status": 404, "msg": "a \\"quoted\\" \\\\ \\n '
+    'word \\u00e9", "n": 1E5, "ok": false}',
+    '{"ts":"2024-03-01T12:00:02Z","status":"500","msg":"","n":null,"ok":null}',
+    '  {"ts":"2024-03-01T12:00:03Z","status":null,"msg":"x\\/y","n":-0.0,'
+    '"ok":true}  ',
+    '{"ts":"2024-03-01T12:00:04Z","status":200,"msg":"\\ud83d\\ude00","n":2,'
+    '"ok":true}',
+]
+
+
+def test_a_log_of_one_shape_reads_as_the_general_road_reads_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fast = parse(ONE_SHAPE)
+    general_road_only(monkeypatch)
+    slow = parse(ONE_SHAPE)
+    columns = [name for name in EVENT_SCHEMA if name != "extra"]
+    assert fast.events.select(columns).equals(slow.events.select(columns))
+    assert fast.events.get_column("message").to_list() == [
+        "plain",
+        'a "quoted" \\ \n word é',
+        "",
+        "x/y",
+        "😀",
+    ]
+    # Numbers keep their text on the shape road; DuckDB prints them anew.
+    assert [extra(row) for row in fast.events.to_dicts()] == [
+        {"n": "1.50", "ok": "true"},
+        {"n": "1E5", "ok": "false"},
+        {},
+        {"n": "-0.0", "ok": "true"},
+        {"n": "2", "ok": "true"},
+    ]
+    assert [extra(row) for row in slow.events.to_dicts()][:2] == [
+        {"n": "1.5", "ok": "true"},
+        {"n": "100000.0", "ok": "false"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "outcome"),
+    [
+        # Each looks like the shape but is not: the general road decides.
+        ('{"ts":"2024-03-01T12:00:00Z","status":200,"status":201}', 200),
+        ('{"ts":"2024-03-01T12:00:00Z","status":200,"msg":"a\tb"}', "reject"),
+        ('{"ts":"2024-03-01T12:00:00Z","status":200,"msg":"\\x"}', "reject"),
+        ('{"ts":"2024-03-01T12:00:00Z","status":200,"msg":"ok"}x', "reject"),
+        ('{"ts":"2024-03-01T12:00:00Z","status":200}{"msg":"ok"}', "reject"),
+        ('{"ts":"2024-03-01T12:00:00Z","status":{"code":200},"msg":"ok"}', None),
+        ('{"ts":"2024-03-01T12:00:00Z","status":0200,"msg":"ok"}', "reject"),
+        ('{"ts":"2024-03-01T12:00:00Z","status":200,"msg":"\\ud800"}', 200),
+    ],
+)
+def test_lines_unlike_their_shape_are_read_by_the_general_road(
+    line: str, outcome: Any
+) -> None:
+    shaped = '{"ts":"2024-03-01T12:00:00Z","status":200,"msg":"ok"}'
+    result = parse([shaped] * 5 + [line])
+    assert result.events.get_column("status").to_list()[:5] == [200] * 5
+    if outcome == "reject":
+        assert result.rejects.get_column("line_number").to_list() == [6]
+        assert result.rejects.get_column("reason").str.starts_with("not JSON").all()
+    else:
+        assert result.rejects.height == 0
+        assert result.events.get_column("status").to_list()[5] == outcome
+
+
+def test_reasons_of_bad_lines_are_the_same_beside_a_shape() -> None:
+    shaped = '{"ts":"2024-03-01T12:00:00Z","msg":"ok"}'
+    lines = [
+        shaped,
+        '{"ts":"2024-03-01T12:00:00Z","msg":"a\tb"}',
+        '{"ts":"2024-03-01T12:00:00Z","msg":"\\x"}',
+        shaped,
+    ]
+    assert parse(lines).rejects.select("line_number", "reason").rows() == [
+        (2, "not JSON: Invalid control character at (column 38)"),
+        (3, "not JSON: Invalid \\escape (column 37)"),
+    ]
+
+
+def test_escaped_lone_surrogate_becomes_a_replacement_character() -> None:
+    result = parse(['{"msg": "a\\ud800b"}', '{"msg": "c"}'])
+    assert result.events.get_column("message").to_list() == ["a\ufffdb", "c"]
+
+
+def test_several_shapes_in_one_batch_keep_line_order_and_key_order() -> None:
+    lines = []
+    for index in range(30):
+        lines.append(f'{{"ts":{1709294400 + index},"a":"{index}","status":200}}')
+        lines.append(f'{{"level":"info","b":{index},"msg":"m{index}"}}')
+        lines.append(f'{{"x":"{index}","a":"again"}}')
+    result = parse(lines)
+    assert result.rejects.height == 0
+    events = result.events
+    assert events.get_column("offset").is_sorted()
+    assert events.get_column("status").to_list()[:3] == [200, None, None]
+    assert events.get_column("message").to_list()[:3] == [None, "m0", None]
+    assert [extra(row) for row in events.head(3).to_dicts()] == [
+        {"a": "0"},
+        {"b": "0"},
+        {"x": "0", "a": "again"},
+    ]
+    # Keys in the order the batch first shows them: "a" (line 1) before "x".
+    assert [item["key"] for item in events.row(2, named=True)["extra"]] == ["a", "x"]
+
+
+def test_a_shape_with_more_keys_than_one_regex_captures() -> None:
+    keys = [f"k{index:02d}" for index in range(24)]
+    lines = [
+        json.dumps({"status": 200, **{key: f"{key}-{row}" for key in keys}})
+        for row in range(50)
+    ]
+    result = parse(lines)
+    assert result.rejects.height == 0
+    assert extra(result.events.row(49, named=True)) == {
+        key: f"{key}-49" for key in keys
+    }
+
+
+def test_a_big_batch_in_parallel_chunks_equals_small_batches() -> None:
+    # Over the chunk sizes of lineprep.capture and keymap.resolve_and_convert.
+    rows = 120_000
+    index = pl.int_range(rows, eager=True)
+    lines = (
+        pl.lit('{"time":"2024-03-01T12:')
+        + (index // 60 % 60).cast(pl.String).str.zfill(2)
+        + pl.lit(":")
+        + (index % 60).cast(pl.String).str.zfill(2)
+        + pl.lit('Z","request":"GET /p/')
+        + (index % 997).cast(pl.String)
+        + pl.lit('?q=1 HTTP/1.1","status":')
+        + pl.when(index % 7 == 0).then(pl.lit('"-"')).otherwise(pl.lit("200"))
+        + pl.lit(',"latency":"')
+        + (index % 50).cast(pl.String)
+        + pl.lit('ms","user":"u')
+        + (index % 13).cast(pl.String)
+        + pl.lit('"}')
+    )
+    texts = pl.select(lines).to_series().to_list()
+    texts[778] = '{"broken": '
+    parser = JsonParser()
+    whole = parser.parse(LineBatch.from_strings("big", texts))
+    pieces = [
+        parser.parse(
+            LineBatch.from_strings(
+                "big", texts[start : start + 10_000], first_line=start + 1
+            )
+        )
+        for start in range(0, rows, 10_000)
+    ]
+    events = pl.concat([piece.events for piece in pieces])
+    columns = [name for name in EVENT_SCHEMA if name != "offset"]
+    assert whole.events.select(columns).equals(events.select(columns))
+    assert whole.rejects.select("line_number", "reason").rows() == [
+        (779, "not JSON: Expecting value (column 12)")
+    ]
+    assert whole.events.get_column("status").null_count() == -(-rows // 7)
