@@ -82,7 +82,7 @@ def conform_events(frame: pl.DataFrame) -> pl.DataFrame:
                 column = column.cast(dtype, strict=True)
             columns.append(column)
         else:
-            columns.append(pl.Series(name, [None] * height, dtype=dtype))
+            columns.append(pl.Series(name, dtype=dtype).extend_constant(None, height))
     return pl.DataFrame(columns)
 
 
