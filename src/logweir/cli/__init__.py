@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -26,6 +27,12 @@ COMMAND_MODULES = (
     "logweir.cli.query_cmd",
     "logweir.cli.gen_cmd",
 )
+
+
+def plain_doc(doc: str | None) -> str:
+    """A module docstring as ``--help`` text: reST literals and ``::`` dropped."""
+    text = (doc or "").replace("``", "")
+    return re.sub(r"::\n", ":\n", text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,10 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    if getattr(args, "quiet", False):
+        level = logging.ERROR
+    logging.basicConfig(level=level, format="logweir: %(levelname)s: %(message)s")
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from logweir.cli import plain_doc
+
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "detect",
         help="detect a log's format, or anomalies in stored windows",
-        description=__doc__,
+        description=plain_doc(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="log files")

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from logweir.cli import plain_doc
 from logweir.errors import ConfigError
 from logweir.gen import (
     DEFAULT_INCIDENTS,
@@ -47,7 +48,7 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "gen",
         help="write a realistic synthetic web log, with labelled incidents",
-        description=__doc__,
+        description=plain_doc(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

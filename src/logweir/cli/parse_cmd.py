@@ -30,6 +30,7 @@ from typing import IO, Any
 import polars as pl
 import pyarrow.parquet as pq
 
+from logweir.cli import plain_doc
 from logweir.errors import ConfigError, FormatError, ParseError
 from logweir.formats import ParseOptions, Parser, compile_format
 from logweir.formats.custom import compile_grok
@@ -49,7 +50,7 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "parse",
         help="parse logs into canonical events",
-        description=__doc__,
+        description=plain_doc(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

@@ -25,7 +25,9 @@ import polars as pl
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from logweir.cli import plain_doc
 from logweir.pipeline import DEFAULT_OUT
 
 
@@ -33,7 +35,7 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "query",
         help="run SQL over the lake and the aggregate store",
-        description=__doc__,
+        description=plain_doc(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("sql", metavar="SQL", help="a DuckDB SQL statement")
@@ -60,9 +62,16 @@ def _cell(value: Any) -> str:
 def _print_table(frame: pl.DataFrame) -> None:
     table = Table(box=box.SIMPLE_HEAD)
     for name, dtype in frame.schema.items():
-        table.add_column(name, justify="right" if dtype.is_numeric() else "left")
+        # fold, not cut: a query result must show every character it holds
+        table.add_column(
+            Text(name),
+            justify="right" if dtype.is_numeric() else "left",
+            overflow="fold",
+            min_width=min(len(name), 12),
+        )
     for row in frame.iter_rows():
-        table.add_row(*(_cell(value) for value in row))
+        # Text: values come from logs, and "[/b]" in them is not rich markup
+        table.add_row(*(Text(_cell(value)) for value in row))
     console = Console()
     console.print(table)
     rows = frame.height

@@ -29,6 +29,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from logweir.cli import plain_doc
+
 if TYPE_CHECKING:
     from logweir.pipeline.batch import ProgressState
 
@@ -40,7 +42,7 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "run",
         help="parse logs into a Parquet lake, windowed metrics and alerts",
-        description=__doc__,
+        description=plain_doc(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

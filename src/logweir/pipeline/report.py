@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 from rich import box
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -27,6 +28,8 @@ from logweir.pipeline.batch import RunSummary
 from logweir.pipeline.query import frame_of
 
 SPARK_BARS = "▁▂▃▄▅▆▇█"
+#: Console width from which two ranked tables are drawn side by side.
+WIDE_CONSOLE = 140
 
 #: The lake columns the report reads; DuckDB reads only these from Parquet.
 _REPORT_COLUMNS = "ts, client_ip, path, status, bytes, duration_ms"
@@ -225,10 +228,21 @@ def _table(title: str, headers: tuple[str, ...], rows: list[tuple[Any, ...]]) ->
         else:
             table.add_column(header, justify="right", no_wrap=True)
     for row in rows:
-        table.add_row(*(str(cell) for cell in row))
+        # Keys come from the log: Text keeps "[/b]" in a path from being
+        # read as rich markup.
+        table.add_row(*(Text(str(cell)) for cell in row))
     if not rows:
         table.add_row("(none)", *([""] * (len(headers) - 1)))
     return table
+
+
+def _print_pair(console: Console, left: Table, right: Table) -> None:
+    """Two tables side by side where an IPv6 address and a path fit whole."""
+    if console.width >= WIDE_CONSOLE:
+        console.print(_side_by_side(left, right))
+    else:
+        console.print(left)
+        console.print(right)
 
 
 def _side_by_side(left: Table, right: Table) -> Table:
@@ -266,7 +280,7 @@ def _overview(report: RunReport) -> Table:
             f"{summary.workers} worker{'s' if summary.workers != 1 else ''}",
         ),
     ):
-        grid.add_row(label, value)
+        grid.add_row(label, Text(value))
     return grid
 
 
@@ -302,7 +316,7 @@ def _alert_lines(summary: RunSummary) -> list[str]:
     return [str(value) for value in alerts.get_column(column).to_list()]
 
 
-def _status_and_rejects(report: RunReport, top: int) -> Table:
+def _status_and_rejects(report: RunReport, top: int) -> tuple[Table, Table]:
     total = max(report.requests, 1)
     status = _table(
         "status codes",
@@ -324,7 +338,7 @@ def _status_and_rejects(report: RunReport, top: int) -> Table:
         rest = sum(count for _, count in reasons[top:])
         rows.append((f"({len(reasons) - top} other reasons)", f"{rest:,}"))
     rejects = _table("rejects by reason", ("reason", "lines"), rows)
-    return _side_by_side(status, rejects)
+    return status, rejects
 
 
 def _slowest(report: RunReport) -> Table | str:
@@ -346,11 +360,9 @@ def _print_outputs(summary: RunSummary, console: Console) -> None:
     """Where the outputs are, one path a line, never wrapped (for copying)."""
     console.rule("outputs", align="left", style="dim")
     for kind, path in outputs(summary).items():
-        console.print(f"[bold]{kind:<8}[/bold] {path}", soft_wrap=True)
-    console.print(
-        f'[dim]query:[/dim]   logweir query "SELECT ..." --out {summary.out}',
-        soft_wrap=True,
-    )
+        console.print(f"[bold]{kind:<8}[/bold] {escape(str(path))}", soft_wrap=True)
+    query = escape(f'logweir query "SELECT ..." --out {summary.out}')
+    console.print(f"[dim]query:[/dim]   {query}", soft_wrap=True)
 
 
 def render_report(
@@ -364,18 +376,15 @@ def render_report(
     headers = ("key", "requests", "bytes")
     console.print(Panel(_overview(report), title="logweir run", box=box.ROUNDED))
     console.print(_rate_panel(report, width))
-    console.print(_status_and_rejects(report, top))
+    _print_pair(console, *_status_and_rejects(report, top))
     console.print(_table("top paths", headers, _ranked_rows(report.top_paths)))
-    console.print(
-        _side_by_side(
-            _table("top clients", headers, _ranked_rows(report.top_clients)),
-            _table("top 404s", headers, _ranked_rows(report.top_404s)),
-        )
-    )
+    clients = _table("top clients", headers, _ranked_rows(report.top_clients))
+    not_found = _table("top 404s", headers, _ranked_rows(report.top_404s))
+    _print_pair(console, clients, not_found)
     console.print(_slowest(report))
     alerts = _alert_lines(report.summary)
     if alerts:
-        console.print(Panel("\n".join(alerts), title=f"alerts ({len(alerts)})"))
+        console.print(Panel(Text("\n".join(alerts)), title=f"alerts ({len(alerts)})"))
     _print_outputs(report.summary, console)
 
 

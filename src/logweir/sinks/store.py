@@ -180,6 +180,15 @@ class AggregateStore:
         self.close()
 
 
+def _glob_literal(path: str) -> str:
+    """``path`` with DuckDB's glob characters matched literally.
+
+    An output folder may be named ``out[1]``; in a glob, ``[`` opens a
+    character class, and a class holding the one character is its escape.
+    """
+    return "".join(f"[{char}]" if char in "[*?" else char for char in path)
+
+
 def create_views(
     out_dir: Path | str, db: duckdb.DuckDBPyConnection | None = None
 ) -> duckdb.DuckDBPyConnection:
@@ -195,7 +204,7 @@ def create_views(
     connection.execute("SET TimeZone = 'UTC'")
     lake = root / "events"
     if any(lake.glob("**/*.parquet")):
-        pattern = str(lake / "**" / "*.parquet").replace("'", "''")
+        pattern = (_glob_literal(str(lake)) + "/**/*.parquet").replace("'", "''")
         connection.execute(
             "CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet("
             f"'{pattern}', hive_partitioning = true, "
