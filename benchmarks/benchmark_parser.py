@@ -518,19 +518,38 @@ def dump(kind: str, n: int, folder: Path) -> None:
 def update_benchmarks_md(
     table: str, n: int, exact: int, before: Path | None = None
 ) -> None:
+    """Put ``table`` in the Parser section of BENCHMARKS.md.
+
+    When the section has a table already, only the table is replaced: the
+    prose around it (command, load, where the time goes) is written by hand
+    and must be checked against the new figures. Otherwise the section is
+    written whole, with a generated introduction.
+    """
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text()  # read right before writing: others edit it too
     start = text.index("## Parser")
     end = text.index("\n## ", start + 1)
-    section = (
-        "## Parser\n\n"
-        f"`benchmarks/benchmark_parser.py --lines {n}` on {n:,} generated lines "
-        f"per input ({os.cpu_count()} cores, shared and noisy; best of the "
-        "runs; each approach in its own process, peak RSS including the "
-        "loaded input). logweir's combined parse was checked equal, value by "
-        f"value, to the per-line `re` reference on all {exact:,} lines.\n\n"
-        f"{_before_note(before)}{table}\n"
-    )
+    old = text[start:end]
+    lines = old.splitlines()
+    rows = [index for index, line in enumerate(lines) if line.startswith("| input |")]
+    if rows:
+        first = rows[0]
+        last = first
+        while last + 1 < len(lines) and lines[last + 1].startswith("|"):
+            last += 1
+        section = "\n".join([*lines[:first], table, *lines[last + 1 :]])
+        section += "\n" if old.endswith("\n") else ""
+        print("BENCHMARKS.md: table replaced; check the prose around it")
+    else:
+        section = (
+            "## Parser\n\n"
+            f"`benchmarks/benchmark_parser.py --lines {n}` on {n:,} generated "
+            f"lines per input ({os.cpu_count()} cores, shared and noisy; best of "
+            "the runs; each approach in its own process, peak RSS including the "
+            "loaded input). logweir's combined parse was checked equal, value by "
+            f"value, to the per-line `re` reference on all {exact:,} lines.\n\n"
+            f"{_before_note(before)}{table}\n"
+        )
     path.write_text(text[:start] + section + text[end:])
 
 

@@ -127,7 +127,7 @@ def test_many_lines_with_different_keys() -> None:
 
 TRICKY = [
     'time=2024-03-01T12:00:00Z level=info msg="a b" status=200 duration=12ms',
-    'time=2024-03-01T12:00:01Z level=warn msg=plain status=404 duration=1.5s',
+    "time=2024-03-01T12:00:01Z level=warn msg=plain status=404 duration=1.5s",
     'time=2024-03-01T12:00:02Z level= msg="esc \\" \\\\ \\n x" status=- duration=3',
     "  time=2024-03-01T12:00:03Z level=info msg=a=b status=200 duration=1m30s  ",
     'time=2024-03-01T12:00:04Z level=info msg=x"y status=200 duration=""',

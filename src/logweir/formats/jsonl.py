@@ -49,14 +49,14 @@ import polars as pl
 
 from logweir.formats.base import ParseOptions, Parser
 from logweir.formats.flextime import TimeContext
-from logweir.formats.jsonshape import learn_shape, sample
+from logweir.formats.jsonshape import learn_shape
 from logweir.formats.keymap import (
     FieldsPart,
     KeyTable,
     merge_parts,
     resolve_and_convert,
 )
-from logweir.formats.lineprep import assemble, prepare
+from logweir.formats.lineprep import assemble, prepare, shape_road
 from logweir.formats.timeutil import check_timezone
 from logweir.schema import LineBatch, ParseResult
 
@@ -132,55 +132,15 @@ def extract_fields(rows: pl.Series, texts: pl.Series, table: KeyTable) -> Fields
     the position of the error.
     """
     rows = rows.cast(pl.UInt32)
-    parts = _shape_road(rows, texts)
-    left = _left_over(rows, parts)
+    parts, left = shape_road(rows, texts, learn_shape, shapes=MAX_SHAPES)
     shape_keys = [key for part in parts for key in part.fields.columns]
     general, rejects = _general_road(
-        rows.filter(left), texts.filter(left), table, shape_keys
+        rows.gather(left), texts.gather(left), table, shape_keys
     )
     if general.rows.len() or not parts:
         parts.append(general)
     merged = merge_parts(parts)
     return Fields(merged.rows, merged.fields, merged.structured, merged.nested, rejects)
-
-
-def _left_over(rows: pl.Series, parts: list[FieldsPart]) -> pl.Series:
-    """Whether each of ``rows`` was left by the shape road."""
-    if not parts:
-        return pl.Series([True] * rows.len(), dtype=pl.Boolean)
-    taken = pl.concat([part.rows for part in parts])
-    return ~rows.is_in(taken.implode())
-
-
-def _shape_road(rows: pl.Series, texts: pl.Series) -> list[FieldsPart]:
-    """Parts for the lines of the most common shapes (see the module doc)."""
-    parts: list[FieldsPart] = []
-    left = pl.int_range(texts.len(), dtype=pl.UInt32, eager=True)
-    for _ in range(MAX_SHAPES):
-        if left.len() == 0:
-            break
-        subset = texts if left.len() == texts.len() else texts.gather(left)
-        shape = learn_shape(sample(subset))
-        if shape is None:
-            break
-        matched = shape.match(subset)
-        hit = matched.hit
-        if not hit.any():
-            break
-        everything = bool(hit.all())
-        found = rows.gather(left if everything else left.filter(hit))
-        values = matched.values if everything else matched.values.filter(hit)
-        first = int(found[0])
-        parts.append(
-            FieldsPart(
-                found,
-                values,
-                {key: (first, index) for index, key in enumerate(shape.keys)},
-            )
-        )
-        logger.debug("json: %d lines of shape %s", found.len(), list(shape.keys))
-        left = left.filter(~hit)
-    return parts
 
 
 # --- the general road: DuckDB, then Python -------------------------------------

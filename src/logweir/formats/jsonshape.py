@@ -5,8 +5,9 @@ Most JSON logs come from one serializer with one field list (nginx's
 line holds the same keys in the same order and only the values change.
 For such lines a regex built from the keys of a sample line checks each
 line and captures every value in one vectorized pass of Rust's ``regex``
-(:func:`learn_shape`, :meth:`Shape.match`), which is several times faster
-than a JSON parser that must build a tree for each line.
+(:func:`learn_shape`, :meth:`Shape.match`; the rounds over a batch are
+:func:`logweir.formats.lineprep.shape_road`'s), which is several times
+faster than a JSON parser that must build a tree for each line.
 
 A line matches only when it is, character for character, a JSON object
 with exactly the shape's keys in the shape's order, each holding a string,
@@ -18,7 +19,7 @@ or array, a key given twice, a control character, broken JSON, an escaped
 surrogate) is left to the general road in :mod:`logweir.formats.jsonl`.
 
 Known shortcoming: values that are objects or arrays are not captured, so
-nested logs (ECS, Caddy) take the general road, about five times slower.
+nested logs (ECS, Caddy) take the general road, about four times slower.
 """
 
 from __future__ import annotations
@@ -32,10 +33,8 @@ import numpy as np
 import polars as pl
 
 from logweir.formats.fields import regex_literal
-from logweir.formats.lineprep import capture
+from logweir.formats.lineprep import Matched, capture
 
-#: Lines looked at to learn a shape.
-SAMPLE_LINES = 64
 #: A shape is tried only if at least this share of the sampled objects has it.
 MIN_SHARE = 0.25
 
@@ -48,7 +47,6 @@ _SCALAR = f"{_NUMBER}|true|false"
 # An escaped UTF-16 surrogate: Python's json keeps a lone one as is, which
 # no Polars string can hold, so such lines take the general road.
 _SURROGATE = r"\\u[dD][89a-fA-F]"
-_HIT = "␟hit"
 #: Value groups per regex pass: 15 groups with the marker (see
 #: :meth:`Shape.passes`).
 _GROUPS_PER_PASS = 14
@@ -117,45 +115,36 @@ class Shape:
         return pl.coalesce(groups.field(f"s{index}"), groups.field(f"v{index}"))
 
     def match(self, lines: pl.Series) -> Matched:
-        """Capture the values of every line of this shape.
+        """Capture the values of the lines of this shape.
 
         One vectorized pass (:func:`~logweir.formats.lineprep.capture`) per
-        entry of :meth:`passes`; escaped strings are decoded afterwards, for
-        the few lines that have a backslash.
+        entry of :meth:`passes`, which keeps the lines that match; escaped
+        strings are decoded afterwards, for the few lines that have a
+        backslash.
         """
         names = [f"␟{index}" for index in range(len(self.keys))]
+        hit = pl.col("␟groups").struct.field("m").is_not_null()
         found: list[pl.DataFrame] = []
         for number, captured in enumerate(self.passes()):
-            first = number == 0
-            marks = [
-                pl.col("␟groups").struct.field("m").is_not_null().alias(_HIT),
-                pl.col("line").str.contains("\\", literal=True).alias("␟escaped"),
-            ]
-            values = [self.value(index).alias(names[index]) for index in captured]
-            found.append(
-                capture(
-                    lines, self.regex(captured), [*marks, *values] if first else values
-                )
-            )
+            outputs = [self.value(index).alias(names[index]) for index in captured]
+            if number == 0:
+                escaped = pl.col("line").str.contains("\\", literal=True)
+                outputs.append(escaped.alias("␟escaped"))
+            part = capture(lines, self.regex(captured), outputs, keep=hit)
+            found.append(part if number == 0 else part.drop("␟index"))
         frame = pl.concat(found, how="horizontal")
-        hit = frame.get_column(_HIT)
+        index = frame.get_column("␟index")
         values = frame.select(names)
-        escaped = (frame.get_column("␟escaped") & hit).arg_true()
-        if escaped.len():
-            values, failed = _unescape(values, escaped, self.kinds)
+        rows = frame.get_column("␟escaped").arg_true()
+        if rows.len():
+            values, failed = _unescape(values, rows, self.kinds)
             if failed.len():
-                hit = hit.scatter(failed, False)
+                keep = pl.Series(np.ones(values.height, dtype=bool)).scatter(
+                    failed, False
+                )
+                index, values = index.filter(keep), values.filter(keep)
         values.columns = list(self.keys)
-        return Matched(hit, values)
-
-
-@dataclass(frozen=True)
-class Matched:
-    """``hit``: whether each line has the shape; ``values``: one column per
-    key, decoded text (meaningful on hit rows only)."""
-
-    hit: pl.Series
-    values: pl.DataFrame
+        return Matched(index, values)
 
 
 def _unescape(
@@ -247,23 +236,8 @@ def _kind(value: object) -> str:
     return "scalar"
 
 
-def sample(lines: pl.Series) -> list[str]:
-    """The first lines of ``lines`` and some spread over the rest."""
-    height = lines.len()
-    if height <= SAMPLE_LINES:
-        return [text for text in lines.to_list() if text is not None]
-    half = SAMPLE_LINES // 2
-    index = np.concatenate(
-        [np.arange(half), np.linspace(half, height - 1, half).astype(np.int64)]
-    )
-    return [text for text in lines.gather(index).to_list() if text is not None]
-
-
 __all__ = [
     "MIN_SHARE",
-    "SAMPLE_LINES",
-    "Matched",
     "Shape",
     "learn_shape",
-    "sample",
 ]

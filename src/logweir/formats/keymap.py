@@ -5,14 +5,21 @@ holds the one table that says which names mean which column of the schema
 (:data:`DEFAULT_KEYS`), and the vectorized steps that every such format
 shares:
 
-1. :func:`resolve` takes *entries* — one row per (line, key, value) — and
-   picks, for each line and each column, the first key of the table that
-   the line has. Keys match without regard to case; a dotted key
+0. :func:`merge_parts` stacks the fields that a parser's roads (a fast one
+   for lines of a known shape, a general one for the rest) found, one
+   column per key, in the order the batch first shows the keys.
+1. :func:`resolve` takes the fields — one row per line, one column per
+   key — and picks, for each line and each column, the first key of the
+   table that the line has. Keys match without regard to case; a dotted key
    (``http.request.method``) matches a nested object path or a literal key
    with dots in it. Keys that fill no column go to ``extra``.
 2. :func:`convert` turns the chosen text into typed columns (status to
    uint16, timestamps to UTC …) and names the first field that fails in a
-   ``_reason`` column, so the caller can reject that line.
+   ``_reason`` column, so the caller can reject that line. Request lines
+   and URLs are split once per distinct value (:func:`by_distinct`).
+
+:func:`resolve_and_convert` runs 1 and 2 on chunks of a big batch in
+parallel threads.
 
 Some keys fill more than one column: ``request`` holds a whole request line
 (``GET /a?b=1 HTTP/1.1``) and is split into method, path, query and
@@ -952,15 +959,15 @@ def _request_parts(requests: pl.Series) -> pl.DataFrame:
     request when it is a bare target (``/a?b``) instead, ``dash`` whether
     it is ``-`` or empty (no request: nothing is split)."""
     request = pl.col("request")
-    dash = _is_dash(request)
-    real = pl.when(dash).then(None).otherwise(request)
+    # A dash is neither a request line nor a bare target: no need to null
+    # it before matching.
     return (
         requests.alias("request")
         .to_frame()
         .select(
-            real.str.extract_groups(_REQUEST_LINE).struct.unnest(),
-            pl.when(real.str.contains(_BARE_TARGET)).then(real).alias("bare"),
-            dash.fill_null(False).alias("dash"),
+            request.str.extract_groups(_REQUEST_LINE).struct.unnest(),
+            pl.when(request.str.contains(_BARE_TARGET)).then(request).alias("bare"),
+            _is_dash(request).fill_null(False).alias("dash"),
         )
     )
 

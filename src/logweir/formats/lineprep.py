@@ -10,14 +10,15 @@ line number.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from logweir.formats.keymap import empty_extra
+from logweir.formats.keymap import FieldsPart, empty_extra
 from logweir.schema import (
     EVENT_SCHEMA,
     LineBatch,
@@ -181,28 +182,113 @@ def assemble(
 MIN_CHUNK_LINES = 20_000
 
 
-def capture(lines: pl.Series, regex: str, outputs: Sequence[pl.Expr]) -> pl.DataFrame:
+def capture(
+    lines: pl.Series,
+    regex: str,
+    outputs: Sequence[pl.Expr],
+    *,
+    keep: pl.Expr | None = None,
+) -> pl.DataFrame:
     """``outputs`` of every line, read from the captures of ``regex``.
 
     ``outputs`` see the line as ``line`` and the named groups as the struct
-    column ``␟groups``. The batch is cut into one chunk per thread of
-    Polars' pool (at least :data:`MIN_CHUNK_LINES` lines each), and the
+    column ``␟groups``. With ``keep``, only the lines where it is true are
+    returned, with their position in ``lines`` as ``␟index`` (the filter
+    runs inside the same query). The batch is cut into one chunk per thread
+    of Polars' pool (at least :data:`MIN_CHUNK_LINES` lines each), and the
     chunks run as parallel queries: a regex over a column runs on one core
     otherwise.
     """
     frame = lines.alias("line").to_frame()
     chunks = max(1, min(pl.thread_pool_size(), lines.len() // MIN_CHUNK_LINES))
     step = max(1, -(-lines.len() // chunks))
-    plans = [
-        frame.slice(start, step)
-        .lazy()
-        .with_columns(pl.col("line").str.extract_groups(regex).alias("␟groups"))
-        .select(outputs)
-        for start in range(0, max(lines.len(), 1), step)
-    ]
+    plans = []
+    for start in range(0, max(lines.len(), 1), step):
+        plan = frame.slice(start, step).lazy()
+        if keep is not None:
+            plan = plan.with_row_index("␟index", offset=start)
+        plan = plan.with_columns(
+            pl.col("line").str.extract_groups(regex).alias("␟groups")
+        )
+        if keep is not None:
+            plan = plan.filter(keep).select("␟index", *outputs)
+        else:
+            plan = plan.select(outputs)
+        plans.append(plan)
     if len(plans) == 1:
         return plans[0].collect()
     return pl.concat(pl.collect_all(plans))
+
+
+@dataclass(frozen=True)
+class Matched:
+    """The lines of a batch that have one shape: ``index``, their positions,
+    and ``values``, one text column per key, one row per position."""
+
+    index: pl.Series
+    values: pl.DataFrame
+
+
+class Shape(Protocol):
+    """A shape of line (JSON keys, logfmt keys …) that can match a batch."""
+
+    @property
+    def keys(self) -> tuple[str, ...]: ...
+
+    def match(self, lines: pl.Series) -> Matched: ...
+
+
+def shape_road(
+    rows: pl.Series,
+    lines: pl.Series,
+    learn: Callable[[list[str]], Shape | None],
+    *,
+    shapes: int,
+) -> tuple[list[FieldsPart], pl.Series]:
+    """Fields of the lines of the most common shapes, one part per shape,
+    and the positions in ``lines`` of the lines no part holds (for the
+    caller's general road).
+
+    ``learn`` finds a shape in a sample of the lines left (the first 32 and
+    32 spread over the rest); each shape is matched against the lines the
+    one before left, up to ``shapes`` of them.
+    """
+    parts: list[FieldsPart] = []
+    left = pl.int_range(lines.len(), dtype=pl.UInt32, eager=True)
+    for _ in range(shapes):
+        if left.len() == 0:
+            break
+        subset = lines if left.len() == lines.len() else lines.gather(left)
+        shape = learn(sample(subset))
+        if shape is None:
+            break
+        matched = shape.match(subset)
+        if matched.index.len() == 0:
+            break
+        found = rows.gather(left.gather(matched.index))
+        first = int(found[0])
+        seen = {key: (first, place) for place, key in enumerate(shape.keys)}
+        parts.append(FieldsPart(found, matched.values, seen))
+        missed = np.ones(left.len(), dtype=bool)
+        missed[matched.index.to_numpy()] = False
+        left = left.filter(pl.Series(missed))
+    return parts, left
+
+
+#: Lines looked at to learn a shape.
+SAMPLE_LINES = 64
+
+
+def sample(lines: pl.Series) -> list[str]:
+    """The first lines of ``lines`` and some spread over the rest."""
+    height = lines.len()
+    if height <= SAMPLE_LINES:
+        return [text for text in lines.to_list() if text is not None]
+    half = SAMPLE_LINES // 2
+    index = np.concatenate(
+        [np.arange(half), np.linspace(half, height - 1, half).astype(np.int64)]
+    )
+    return [text for text in lines.gather(index).to_list() if text is not None]
 
 
 def reject_all(batch: LineBatch, prepared: Prepared, reason: pl.Series) -> ParseResult:
@@ -213,11 +299,16 @@ def reject_all(batch: LineBatch, prepared: Prepared, reason: pl.Series) -> Parse
 
 __all__ = [
     "MIN_CHUNK_LINES",
+    "SAMPLE_LINES",
+    "Matched",
     "Prepared",
     "Scan",
+    "Shape",
     "assemble",
     "capture",
     "prepare",
     "reject_all",
+    "sample",
     "scan",
+    "shape_road",
 ]

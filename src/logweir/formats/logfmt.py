@@ -44,14 +44,14 @@ import polars as pl
 from logweir.formats.base import ParseOptions, Parser
 from logweir.formats.fields import regex_literal
 from logweir.formats.flextime import TimeContext
-from logweir.formats.jsonshape import MIN_SHARE, sample
+from logweir.formats.jsonshape import MIN_SHARE
 from logweir.formats.keymap import (
     FieldsPart,
     KeyTable,
     merge_parts,
     resolve_and_convert,
 )
-from logweir.formats.lineprep import assemble, capture, prepare
+from logweir.formats.lineprep import Matched, assemble, capture, prepare, shape_road
 from logweir.formats.timeutil import check_timezone
 from logweir.schema import LineBatch, ParseResult
 
@@ -83,21 +83,13 @@ class LogfmtParser(Parser):
         ctx = TimeContext.current(self.options.timezone, self.options.reference_year)
         rows = prepared.rows.cast(pl.UInt32)
         lines = prepared.lines
-        parts = _shape_road(rows, lines)
-        left = _left_over(rows, parts)
-        pairs, rejects = _pair_road(rows.filter(left), lines.filter(left))
+        parts, left = shape_road(rows, lines, learn_shape, shapes=MAX_SHAPES)
+        pairs, rejects = _pair_road(rows.gather(left), lines.gather(left))
         if pairs.rows.len() or not parts:
             parts.append(pairs)
         merged = merge_parts(parts)
         parsed = resolve_and_convert(merged.rows, merged.fields, self.table, ctx)
         return assemble(batch, prepared, parsed, rejected=rejects)
-
-
-def _left_over(rows: pl.Series, parts: list[FieldsPart]) -> pl.Series:
-    """Whether each of ``rows`` was left by the shape road."""
-    if not parts:
-        return pl.repeat(True, rows.len(), eager=True)
-    return ~rows.is_in(pl.concat([part.rows for part in parts]).implode())
 
 
 # --- the shape road ---------------------------------------------------------------
@@ -132,9 +124,8 @@ class Shape:
         parts.append("[ ]*$")
         return "".join(parts)
 
-    def match(self, lines: pl.Series) -> tuple[pl.Series, pl.DataFrame]:
-        """Whether each line has this shape, and the values of those that do
-        (unquoted and unescaped; meaningful on matching rows only)."""
+    def match(self, lines: pl.Series) -> Matched:
+        """The lines of this shape and their values, unquoted and unescaped."""
         names = [f"␟{index}" for index in range(len(self.keys))]
         groups = pl.col("␟groups").struct
         values = [
@@ -143,18 +134,14 @@ class Shape:
             )
             for index, (name, kind) in enumerate(zip(names, self.kinds, strict=True))
         ]
-        found = capture(
-            lines,
-            self.regex,
-            [groups.field("m").is_not_null().alias("␟hit"), *values],
-        )
+        found = capture(lines, self.regex, values, keep=groups.field("m").is_not_null())
         columns = [
             _finish(found.get_column(name), kind)
             for name, kind in zip(names, self.kinds, strict=True)
         ]
-        texts = pl.DataFrame(columns)
+        texts = pl.DataFrame(columns, schema=dict.fromkeys(names, pl.String))
         texts.columns = list(self.keys)
-        return found.get_column("␟hit"), texts
+        return Matched(found.get_column("␟index"), texts)
 
 
 def _finish(values: pl.Series, kind: str) -> pl.Series:
@@ -229,33 +216,6 @@ def _pairs_of(text: str) -> list[tuple[str, str]] | None:
     if all(kind == "alone" for _, kind in pairs):
         return None
     return pairs
-
-
-def _shape_road(rows: pl.Series, lines: pl.Series) -> list[FieldsPart]:
-    parts: list[FieldsPart] = []
-    left = pl.int_range(lines.len(), dtype=pl.UInt32, eager=True)
-    for _ in range(MAX_SHAPES):
-        if left.len() == 0:
-            break
-        subset = lines if left.len() == lines.len() else lines.gather(left)
-        shape = learn_shape(sample(subset))
-        if shape is None:
-            break
-        hit, values = shape.match(subset)
-        if not hit.any():
-            break
-        everything = bool(hit.all())
-        found = rows.gather(left if everything else left.filter(hit))
-        first = int(found[0])
-        parts.append(
-            FieldsPart(
-                found,
-                values if everything else values.filter(hit),
-                {key: (first, index) for index, key in enumerate(shape.keys)},
-            )
-        )
-        left = left.filter(~hit)
-    return parts
 
 
 # --- the pair road ----------------------------------------------------------------
