@@ -55,7 +55,7 @@ from logweir.errors import FormatError
 from logweir.formats.base import ParseOptions, Parser
 from logweir.formats.flextime import TimeContext
 from logweir.formats.keymap import DEFAULT_KEYS, TARGETS, KeyTable, convert, resolve
-from logweir.formats.lineprep import Prepared, assemble, prepare
+from logweir.formats.lineprep import Prepared, assemble, diagnosed, prepare
 from logweir.formats.timeutil import check_timezone
 from logweir.schema import LineBatch, ParseResult
 
@@ -150,14 +150,8 @@ class RegexParser(Parser):
         groups = self._match(prepared)
         matched = groups.get_column(_MATCHED).is_not_null()
         rows = prepared.rows
-        bad_lines = prepared.lines.filter(~matched).to_list()
-        rejects = pl.DataFrame(
-            {
-                "row": rows.filter(~matched),
-                "_reason": pl.Series(
-                    [self._diagnose(line) for line in bad_lines], dtype=pl.String
-                ),
-            }
+        rejects = diagnosed(
+            rows.filter(~matched), prepared.lines.filter(~matched), self._diagnose
         )
         fields = self._fields(groups.filter(matched))
         picked = resolve(rows.filter(matched), fields, self.table)

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -37,6 +38,8 @@ from logweir.formats.lineprep import Matched, capture
 
 #: A shape is tried only if at least this share of the sampled objects has it.
 MIN_SHARE = 0.25
+
+_Key = TypeVar("_Key", bound=Hashable)
 
 _SPACE = "[ ]*"
 # JSON strings hold no raw control character; an escape is checked when it
@@ -212,18 +215,27 @@ def learn_shape(texts: Sequence[str]) -> Shape | None:
         slots = seen.setdefault(keys, [set() for _ in keys])
         for found, kind in zip(slots, kinds, strict=True):
             found.add(kind)
+    common = common_shape(counts)
+    if common is None:
+        return None
+    return Shape(
+        common,
+        tuple(
+            next(iter(found - {"null"})) if len(found - {"null"}) == 1 else "any"
+            for found in seen[common]
+        ),
+    )
+
+
+def common_shape(counts: Counter[_Key]) -> _Key | None:
+    """The most common of ``counts`` (shapes seen in a sample), or ``None``
+    when there are none or it has less than :data:`MIN_SHARE` of them."""
     if not counts:
         return None
     keys, count = counts.most_common(1)[0]
     if count < MIN_SHARE * sum(counts.values()):
         return None
-    return Shape(
-        keys,
-        tuple(
-            next(iter(found - {"null"})) if len(found - {"null"}) == 1 else "any"
-            for found in seen[keys]
-        ),
-    )
+    return keys
 
 
 def _kind(value: object) -> str:
@@ -239,5 +251,6 @@ def _kind(value: object) -> str:
 __all__ = [
     "MIN_SHARE",
     "Shape",
+    "common_shape",
     "learn_shape",
 ]

@@ -297,6 +297,21 @@ def reject_all(batch: LineBatch, prepared: Prepared, reason: pl.Series) -> Parse
     return assemble(batch, prepared, parsed)
 
 
+def diagnosed(
+    rows: pl.Series, lines: pl.Series, diagnose: Callable[[str], str]
+) -> pl.DataFrame:
+    """Rejects (``row``, ``_reason``) for ``lines``, each reason written by
+    ``diagnose``; for the few lines a parser's fast road did not take."""
+    return pl.DataFrame(
+        {
+            "row": rows,
+            "_reason": pl.Series(
+                [diagnose(line) for line in lines.to_list()], dtype=pl.String
+            ),
+        }
+    )
+
+
 __all__ = [
     "MIN_CHUNK_LINES",
     "SAMPLE_LINES",
@@ -306,6 +321,7 @@ __all__ = [
     "Shape",
     "assemble",
     "capture",
+    "diagnosed",
     "prepare",
     "reject_all",
     "sample",

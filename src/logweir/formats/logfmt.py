@@ -44,14 +44,21 @@ import polars as pl
 from logweir.formats.base import ParseOptions, Parser
 from logweir.formats.fields import regex_literal
 from logweir.formats.flextime import TimeContext
-from logweir.formats.jsonshape import MIN_SHARE
+from logweir.formats.jsonshape import common_shape
 from logweir.formats.keymap import (
     FieldsPart,
     KeyTable,
     merge_parts,
     resolve_and_convert,
 )
-from logweir.formats.lineprep import Matched, assemble, capture, prepare, shape_road
+from logweir.formats.lineprep import (
+    Matched,
+    assemble,
+    capture,
+    diagnosed,
+    prepare,
+    shape_road,
+)
 from logweir.formats.timeutil import check_timezone
 from logweir.schema import LineBatch, ParseResult
 
@@ -183,14 +190,14 @@ def learn_shape(texts: Sequence[str]) -> Shape | None:
             kinds.setdefault(keys, [set() for _ in keys]), pairs, strict=True
         ):
             found.add(kind)
-    if not counts:
-        return None
-    keys, count = counts.most_common(1)[0]
-    if count < MIN_SHARE * sum(counts.values()):
+    common = common_shape(counts)
+    if common is None:
         return None
     return Shape(
-        tuple(key for key, _ in keys),
-        tuple(next(iter(seen)) if len(seen) == 1 else "either" for seen in kinds[keys]),
+        tuple(key for key, _ in common),
+        tuple(
+            next(iter(seen)) if len(seen) == 1 else "either" for seen in kinds[common]
+        ),
     )
 
 
@@ -240,15 +247,7 @@ def _pair_road(rows: pl.Series, texts: pl.Series) -> tuple[FieldsPart, pl.DataFr
         .list.any()
     )
     bad = lines.filter(~good)
-    rejects = pl.DataFrame(
-        {
-            "row": bad.get_column("row"),
-            "_reason": pl.Series(
-                [_diagnose(line) for line in bad.get_column("line").to_list()],
-                dtype=pl.String,
-            ),
-        }
-    )
+    rejects = diagnosed(bad.get_column("row"), bad.get_column("line"), _diagnose)
     ok = lines.filter(good)
     fields, first_seen = _pairs_to_fields(ok)
     return FieldsPart(ok.get_column("row"), fields, first_seen), rejects

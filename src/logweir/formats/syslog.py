@@ -41,7 +41,7 @@ import polars as pl
 from logweir.formats.base import ParseOptions, Parser
 from logweir.formats.flextime import TimeContext, parse_flexible
 from logweir.formats.keymap import extra_from_entries
-from logweir.formats.lineprep import Prepared, assemble, prepare
+from logweir.formats.lineprep import Prepared, assemble, diagnosed, prepare
 from logweir.formats.timeutil import check_timezone, utc_offset
 from logweir.schema import LineBatch, ParseResult
 
@@ -193,14 +193,8 @@ def _continue_messages(
     follows = indented & pl.col("_group_matched")
     continuation = unmatched.filter(follows)
     orphans = unmatched.filter(~follows)
-    rejects = pl.DataFrame(
-        {
-            "row": orphans.get_column("row"),
-            "_reason": pl.Series(
-                [_diagnose(line) for line in orphans.get_column("line").to_list()],
-                dtype=pl.String,
-            ),
-        }
+    rejects = diagnosed(
+        orphans.get_column("row"), orphans.get_column("line"), _diagnose
     )
     events = fields.filter(matched)
     if continuation.height:
