@@ -134,3 +134,25 @@ def test_empty_lake_still_has_an_events_view(
         "csv",
     )
     assert (status, text) == (0, "n\n0\n")
+
+
+def test_json_sums_are_exact_numbers(
+    out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """sum() of integers is DECIMAL in DuckDB; JSON gets the exact integer."""
+    status, stdout, _ = _query(
+        capsys,
+        "SELECT sum(bytes) AS total, count(*) AS n, sum(bytes) / 2 AS half "
+        "FROM events",
+        "--out",
+        str(out),
+        "--format",
+        "json",
+    )
+    assert status == 0
+    (row,) = json.loads(stdout)
+    assert isinstance(row["total"], int) and row["total"] > 0
+    _, csv_out, _ = _query(
+        capsys, "SELECT sum(bytes) FROM events", "--out", str(out), "--format", "csv"
+    )
+    assert str(row["total"]) == csv_out.splitlines()[1]

@@ -94,8 +94,10 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         (
             "colour = 1",
             "config.toml: colour: unknown key (known: alerts, batch_size, chunk_size, "
-            "detect, dimensions, format, inputs, lateness, out, report, strict, "
-            "timezone, top_n, windows, workers)",
+            "commit_interval, commit_size, consumer_id, detect, dimensions, "
+            "exit_when_idle, follow, format, group, inputs, lateness, out, "
+            "publish_interval, report, source, strict, timezone, top_n, windows, "
+            "workers)",
         ),
         ("[report]\nbogus = 1", "config.toml: report.bogus: unknown key"),
         (

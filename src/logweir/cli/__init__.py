@@ -26,6 +26,10 @@ COMMAND_MODULES = (
     "logweir.cli.detect_cmd",
     "logweir.cli.query_cmd",
     "logweir.cli.gen_cmd",
+    "logweir.cli.spark_cmd",
+    "logweir.cli.serve_cmd",
+    "logweir.cli.ship_cmd",
+    "logweir.cli.merge_cmd",
 )
 
 

@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,10 @@ def _print_table(frame: pl.DataFrame) -> None:
 def _json_value(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return _cell(value) if isinstance(value, datetime) else value.isoformat()
+    if isinstance(value, Decimal):
+        # DuckDB's sum() of integers is DECIMAL or HUGEINT: keep whole
+        # numbers exact as JSON integers, others as their decimal text.
+        return int(value) if value == value.to_integral_value() else str(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 

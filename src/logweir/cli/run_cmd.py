@@ -6,16 +6,28 @@ Examples::
     logweir run logs/ --out out --windows 1m,1h --workers 4
     zcat access.log.gz | logweir run - --format combined --json
     logweir run --config logweir.toml --no-detect
+    logweir run --follow /var/log/nginx/access.log --lateness 2m
 
 Flags override the values of ``--config FILE`` (a TOML file with the same
 keys, see docs/pipeline.md). The run prints a report when it ends; a
 progress bar shows on stderr while it works, when stderr is a terminal.
+
+With ``--follow`` the paths (files or globs) are followed like ``tail -F``
+until SIGINT or SIGTERM (or ``--exit-when-idle``): windows are kept current
+in the store, lake files and a checkpoint are written every
+``--commit-interval``, and a later run resumes from the checkpoint in OUT
+(see docs/streaming.md). A second signal exits at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +44,14 @@ from rich.progress import (
 from logweir.cli import plain_doc
 
 if TYPE_CHECKING:
-    from logweir.pipeline.batch import ProgressState
+    from logweir.pipeline.batch import ProgressState, RunSummary
+    from logweir.pipeline.config import RunConfig
+    from logweir.pipeline.stream import StreamPipeline
+    from logweir.sources.stream import Positions, StreamSource
+
+#: Bytes a followed file hands out per poll: small enough that a batch is
+#: parsed in tens of milliseconds, large enough to amortize its fixed cost.
+FOLLOW_BATCH_BYTES = 2 << 20
 
 #: A run shorter than this shows no progress bar at all.
 PROGRESS_AFTER_S = 0.5
@@ -62,7 +81,56 @@ def register(subparsers: Any) -> None:
         "--strict", action="store_true", default=None, help="stop at the first bad line"
     )
     add("--no-detect", action="store_true", help="skip the anomaly detectors")
+    follow = parser.add_argument_group("follow mode")
+    follow.add_argument(
+        "--follow",
+        action="store_true",
+        help="follow the paths as they grow (tail -F) until stopped",
+    )
+    follow.add_argument(
+        "--exit-when-idle",
+        metavar="SECONDS",
+        help="stop after no new lines for this long, e.g. 5s (for scripts)",
+    )
+    follow.add_argument(
+        "--commit-interval", help="how often files and checkpoints are written (1s)"
+    )
+    follow.add_argument(
+        "--publish-interval", help="how often open windows are updated (50ms)"
+    )
+    follow.add_argument(
+        "--stats",
+        type=Path,
+        metavar="PATH",
+        help="write throughput, CPU, memory and latency as JSON at exit",
+    )
+    follow.add_argument(
+        "--serve",
+        metavar="ADDR",
+        help="serve the live dashboard, API and /metrics on HOST:PORT",
+    )
+    follow.add_argument(
+        "--serve-token", help="token the server asks for (default: $LOGWEIR_TOKEN)"
+    )
+    follow.add_argument(
+        "--enable-sql", action="store_true", help="turn on the server's POST /api/sql"
+    )
+    kafka = parser.add_argument_group("Kafka consumer mode (see docs/kafka.md)")
+    kafka.add_argument(
+        "--source", metavar="URL", help="read kafka://HOST:PORT/TOPIC, not files"
+    )
+    kafka.add_argument("--group", help="the consumer group to join")
+    kafka.add_argument(
+        "--consumer-id",
+        help="this consumer's name, stable across restarts (default: host name)",
+    )
     add("--config", type=Path, help="TOML file with these settings")
+    add(
+        "--report",
+        type=Path,
+        metavar="HTML",
+        help="also write the report as one self-contained HTML file",
+    )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--quiet", "-q", action="store_true", help="print only errors")
     output.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -83,6 +151,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "lateness": args.lateness,
         "strict": args.strict,
         "detect": {"enabled": False} if args.no_detect else None,
+        "exit_when_idle": args.exit_when_idle,
+        "commit_interval": args.commit_interval,
+        "publish_interval": args.publish_interval,
+        "source": getattr(args, "source", None),
+        "group": getattr(args, "group", None),
+        "consumer_id": getattr(args, "consumer_id", None),
     }
 
 
@@ -134,7 +208,23 @@ def handle(args: argparse.Namespace) -> int:
     from logweir.pipeline.batch import run_batch
     from logweir.pipeline.config import load_config
 
-    config = load_config(args.config, _overrides(args))
+    overrides = _overrides(args)
+    if args.follow:
+        overrides["follow"] = overrides.pop("inputs")
+    config = load_config(args.config, overrides)
+    if config.source is not None:
+        from logweir.cli.serve_cmd import follow_hook
+        from logweir.pipeline.consumers import kafka_config
+
+        return handle_follow(args, kafka_config(config), on_start=follow_hook(args))
+    if args.follow or (config.follow and not args.paths):
+        from logweir.cli.serve_cmd import follow_hook
+
+        return handle_follow(args, config, on_start=follow_hook(args))
+    if getattr(args, "serve", None):
+        from logweir.errors import ConfigError
+
+        raise ConfigError("--serve needs --follow (to look at a finished run: serve)")
     errors = Console(stderr=True)
     bar = ProgressBar(errors) if errors.is_terminal and not args.quiet else None
     try:
@@ -142,11 +232,24 @@ def handle(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    if args.quiet:
+    return _print_report(args, config, summary)
+
+
+def _print_report(
+    args: argparse.Namespace, config: RunConfig, summary: RunSummary
+) -> int:
+    html = getattr(args, "report", None)
+    if args.quiet and html is None:
         return 0
     from logweir.pipeline.report import build_report, render_report, write_report_json
 
     report = build_report(summary, top=config.report.top)
+    if html is not None:
+        from logweir.serve.report import write_html_report
+
+        write_html_report(report, html)
+    if args.quiet:
+        return 0
     if args.json:
         sys.stdout.write(write_report_json(report) + "\n")
         return 0
@@ -157,3 +260,79 @@ def handle(args: argparse.Namespace) -> int:
         top=config.report.top,
     )
     return 0
+
+
+def make_source(
+    args: argparse.Namespace, config: RunConfig
+) -> Callable[[Positions | None], StreamSource]:
+    """What builds follow mode's source from the checkpoint's positions.
+
+    Followed files (``--follow PATH...``); other sources add a branch here.
+    """
+    from logweir.errors import ConfigError
+    from logweir.sources.follow import Follower
+
+    if config.source is not None:
+        from logweir.pipeline.consumers import kafka_source
+
+        return lambda positions: kafka_source(config, positions)
+    if not config.follow:
+        raise ConfigError("--follow: name the files or globs to follow")
+
+    def build(positions: Positions | None) -> StreamSource:
+        return Follower(
+            config.follow,
+            resume=positions,
+            batch_bytes=min(config.batch_bytes, FOLLOW_BATCH_BYTES),
+        )
+
+    return build
+
+
+class StopOnSignal:
+    """SIGINT and SIGTERM set ``stop`` (flush, checkpoint, exit 0); a second
+    one exits at once, which is safe: checkpoints follow commits."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+
+    def _handle(self, number: int, frame: object) -> None:
+        if self.stop.is_set():
+            os.write(2, b"logweir: stopped at once; the next run resumes\n")
+            os._exit(128 + number)
+        os.write(2, b"logweir: stopping (signal again to exit at once)\n")
+        self.stop.set()
+
+
+#: Called with the pipeline before it runs (``--serve`` hooks in here).
+StartHook = Callable[["StreamPipeline"], None]
+
+
+def handle_follow(
+    args: argparse.Namespace, config: RunConfig, on_start: StartHook | None = None
+) -> int:
+    """``logweir run --follow``: follow until stopped, then report."""
+    from logweir.pipeline.stream import run_follow
+
+    source = make_source(args, config)
+    with StopOnSignal() as signals:
+        summary, pipeline = run_follow(
+            config,
+            source,
+            signals.stop,
+            on_start=on_start,
+            keep_latencies=args.stats is not None,
+        )
+    if args.stats is not None:
+        args.stats.write_text(json.dumps(pipeline.stats().to_dict(), indent=2) + "\n")
+    return _print_report(args, config, summary)

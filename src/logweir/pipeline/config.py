@@ -14,6 +14,18 @@ A config file holds the same keys as the flags (``logweir run --help``)::
     strict = false
     lateness = "5m"
 
+    # Kafka consumer mode (logweir run --source): see docs/kafka.md
+    source = "kafka://127.0.0.1:9092/web-logs"
+    group = "logweir"            # the consumer group
+    consumer_id = "web-01"       # stable across restarts (default: host name)
+
+    # follow mode (logweir run --follow): see docs/streaming.md
+    follow = ["/var/log/nginx/access.log"]  # files or globs to follow
+    commit_interval = "1s"       # how often lake files and checkpoints are written
+    commit_size = "16MiB"        # ... or after this much input, if sooner
+    publish_interval = "50ms"    # how often open windows are updated in the store
+    exit_when_idle = "30s"       # stop after no new lines for this long (scripts)
+
     [detect]
     enabled = true               # other keys go to the detectors as they are
 
@@ -73,6 +85,18 @@ def parse_size_bytes(value: int | str) -> int:
         raise ValueError(f'"{value}" is not a size (use a number of bytes, KiB, MiB)')
     unit = (match.group(2) or "").lower()[:1]
     return int(match.group(1)) * _SIZE_UNITS[unit]
+
+
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+_SECONDS_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_seconds(value: str) -> float:
+    """``"50ms"``, ``"1.5s"``, ``"2m"``, ``"3"`` (seconds) as seconds."""
+    match = _SECONDS.match(value)
+    if match is None:
+        raise ValueError(f'"{value}" is not a duration (use ms, s, m or h)')
+    return float(match.group(1)) * _SECONDS_UNITS[match.group(2) or "s"]
 
 
 def _split_list(value: Any) -> Any:
@@ -154,6 +178,15 @@ class RunConfig(BaseModel):
     batch_bytes: int = Field(32 << 20, alias="batch_size", ge=1 << 10)
     strict: bool = False
     lateness_s: int = Field(300, alias="lateness", ge=0)
+    follow: list[str] = Field(default_factory=list)
+    commit_interval_s: float = Field(1.0, alias="commit_interval", gt=0, le=3600)
+    commit_bytes: int = Field(16 << 20, alias="commit_size", ge=1 << 10)
+    publish_interval_s: float = Field(0.05, alias="publish_interval", gt=0, le=60)
+    exit_when_idle_s: float | None = Field(None, alias="exit_when_idle", gt=0)
+    # Kafka consumer mode (logweir run --source kafka://...): see docs/kafka.md
+    source: str | None = None
+    group: str | None = None
+    consumer_id: str | None = None
     detect: DetectSettings = Field(
         default_factory=lambda: DetectSettings.model_validate({})
     )
@@ -164,7 +197,7 @@ class RunConfig(BaseModel):
         default_factory=lambda: ReportSettings.model_validate({})
     )
 
-    @field_validator("inputs", "windows", "dimensions", mode="before")
+    @field_validator("inputs", "follow", "windows", "dimensions", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
@@ -204,7 +237,16 @@ class RunConfig(BaseModel):
             raise ValueError("is empty; omit it to detect the format")
         return value
 
-    @field_validator("chunk_bytes", "batch_bytes", mode="before")
+    @field_validator(
+        "commit_interval_s", "publish_interval_s", "exit_when_idle_s", mode="before"
+    )
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_seconds(value)
+        return value
+
+    @field_validator("chunk_bytes", "batch_bytes", "commit_bytes", mode="before")
     @classmethod
     def _sizes(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -290,14 +332,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _anchor_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
     """Read the file's relative paths from the file's own folder."""
     anchored = dict(values)
-    inputs = anchored.get("inputs")
-    if isinstance(inputs, str):
-        inputs = _split_list(inputs)
-    if isinstance(inputs, list):
-        anchored["inputs"] = [
-            item if not isinstance(item, str) or item == "-" else str(base / item)
-            for item in inputs
-        ]
+    for key in ("inputs", "follow"):
+        inputs = anchored.get(key)
+        if isinstance(inputs, str):
+            inputs = _split_list(inputs)
+        if isinstance(inputs, list):
+            anchored[key] = [
+                item if not isinstance(item, str) or item == "-" else str(base / item)
+                for item in inputs
+            ]
     out = anchored.get("out")
     if isinstance(out, str):
         anchored["out"] = str(base / out)
@@ -341,5 +384,6 @@ __all__ = [
     "ReportSettings",
     "RunConfig",
     "load_config",
+    "parse_seconds",
     "parse_size_bytes",
 ]

@@ -76,6 +76,47 @@ class AggregateStore:
         """Insert window rows, replacing rows with the same window and key."""
         self.upsert_table("windows", rows.select(list(WINDOW_SCHEMA)), WINDOW_KEY)
 
+    def replace_windows(self, rows: pl.DataFrame) -> None:
+        """Make ``rows`` the only rows of the windows they hold, in one
+        transaction.
+
+        Follow mode publishes a window again and again while it fills; a
+        key among a heavy dimension's top rows can drop out of a later
+        version, and a plain upsert would leave its old row behind.
+        """
+        if rows.is_empty():
+            return
+        frame = rows.select(list(WINDOW_SCHEMA)).unique(
+            subset=list(WINDOW_KEY), keep="last", maintain_order=True
+        )
+        windows = frame.select(
+            "window_size_s", "window_step_s", "window_start"
+        ).unique()
+        try:
+            self._db.register("_incoming", frame.to_arrow())
+            self._db.register("_replaced", windows.to_arrow())
+            try:
+                self._db.execute("BEGIN TRANSACTION")
+                self._db.execute(
+                    "DELETE FROM windows USING _replaced r "
+                    "WHERE windows.window_size_s = r.window_size_s "
+                    "AND windows.window_step_s = r.window_step_s "
+                    "AND windows.window_start = r.window_start"
+                )
+                self._db.execute("INSERT INTO windows BY NAME SELECT * FROM _incoming")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            finally:
+                self._db.unregister("_incoming")
+                self._db.unregister("_replaced")
+        except duckdb.Error as error:
+            raise SinkError(
+                f"cannot write table windows to {self.path}: {_first_line(error)}"
+            ) from error
+        logger.debug("store: %d rows replace %d windows", frame.height, windows.height)
+
     def upsert_table(self, name: str, frame: pl.DataFrame, key: Sequence[str]) -> None:
         """Insert ``frame`` into table ``name``, replacing rows with equal ``key``.
 
@@ -161,6 +202,16 @@ class AggregateStore:
         frame = pl.from_arrow(result.to_arrow_table())
         assert isinstance(frame, pl.DataFrame)
         return frame
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor on the store's connection, for use by another thread.
+
+        DuckDB lets only one process open the file for writing, so a reader
+        in the writer's process (the HTTP service under ``--serve``) reads
+        through cursors of this connection; each thread needs its own, and
+        closes it when done.
+        """
+        return self._db.cursor()
 
     def flush(self) -> None:
         """Write DuckDB's write-ahead log into the database file."""

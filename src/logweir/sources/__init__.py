@@ -7,9 +7,12 @@
 ...             ...
 
 Standard input (``-``) is one stream: read it with :func:`read_stream`.
+Growing files are followed, ``tail -F`` style, by :class:`Follower`, a
+:class:`StreamSource` (see ``docs/follow.md``).
 """
 
 from logweir.sources.chunks import DEFAULT_CHUNK_BYTES, Chunk, plan_chunks
+from logweir.sources.follow import Follower
 from logweir.sources.inputs import (
     HEAD_BYTES,
     STDIN,
@@ -27,6 +30,7 @@ from logweir.sources.reader import (
     read_chunk,
     read_stream,
 )
+from logweir.sources.stream import Positions, SourceBatch, StreamSource
 
 __all__ = [
     "DEFAULT_BATCH_BYTES",
@@ -36,8 +40,12 @@ __all__ = [
     "STDIN",
     "Chunk",
     "Compression",
+    "Follower",
     "InputFile",
     "LineSplitter",
+    "Positions",
+    "SourceBatch",
+    "StreamSource",
     "describe_file",
     "expand_inputs",
     "plan_chunks",

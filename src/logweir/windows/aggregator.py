@@ -61,6 +61,14 @@ _US = 1_000_000
 _MAGIC = b"LWWIN\x00\x01\x00"
 _FRAMES = ("numeric", "hist", "items", "heavy", "cells", "hll")
 
+#: Columns naming windows (spec number, start, size and step in seconds).
+_KEYS: dict[str, pl.DataType] = {
+    "spec": pl.Int32(),
+    "start_s": pl.Int64(),
+    "size_s": pl.Int64(),
+    "step_s": pl.Int64(),
+}
+
 #: Columns of the events frame the aggregator reads.
 _NEEDED = {"ts", "status", "bytes", "duration_ms"} | {column for _, column in KINDS}
 
@@ -114,6 +122,10 @@ class WindowAggregator:
         self._closed_us: int | None = None
         self.late_events = 0
         self.untimed_events = 0
+        #: Per spec, panes counted into since the last :meth:`peek` of that
+        #: spec (not carried in :meth:`to_bytes`: nothing is published yet
+        #: by a restored aggregator).
+        self._dirty: list[set[int]] = [set() for _ in spec_list]
 
     # -- time --------------------------------------------------------------
 
@@ -162,6 +174,7 @@ class WindowAggregator:
                 batch_max if self._max_us is None else max(self._max_us, batch_max)
             )
             self._state.absorb(on_time)
+            self._mark_dirty(on_time)
         logger.debug(
             "windows: batch of %d events, %d late, %d untimed",
             events.height,
@@ -197,6 +210,122 @@ class WindowAggregator:
             )
         on_time = events.filter(ts.is_not_null() & ~late_mask)
         return on_time, late
+
+    def _mark_dirty(self, events: pl.DataFrame) -> None:
+        panes = events.get_column("ts").dt.epoch("s") // self.config.pane_s
+        touched = panes.unique().to_list()
+        for dirty in self._dirty:
+            dirty.update(touched)
+
+    # -- live views (follow mode) --------------------------------------------
+
+    def mark_all_changed(self) -> None:
+        """Have the next :meth:`peek` form every window still holding state
+        (after :meth:`from_bytes`, nothing of it has been published)."""
+        panes = self._state.panes().to_list()
+        for dirty in self._dirty:
+            dirty.update(panes)
+
+    def peek(self, longest_s: int | None = None) -> pl.DataFrame:
+        """Partial rows of the windows not emitted yet that changed since the
+        last call; the windows are not closed and their state stays.
+
+        Only windows holding a pane counted into since the previous call are
+        formed, so a caller publishing every 100 ms pays for the few windows
+        that the latest batches touched, not for all open ones. With
+        ``longest_s``, only windows of at most that size are formed; longer
+        ones keep their changes for a later call (a long window spans many
+        panes and costs more to form, so a caller may refresh it less often).
+        """
+        chosen = [
+            index
+            for index, spec in enumerate(self.config.specs)
+            if self._dirty[index] and (longest_s is None or spec.size_s <= longest_s)
+        ]
+        if not chosen:
+            return pl.DataFrame(schema=WINDOW_SCHEMA)
+        touched: set[int] = set()
+        for index in chosen:
+            touched |= self._dirty[index]
+            self._dirty[index] = set()
+        panes = pl.Series("pane", sorted(touched), dtype=pl.Int64)
+        windows = self._windows_holding(panes * self.config.pane_s).filter(
+            pl.col("spec").is_in(chosen)
+        )
+        if self._closed_us is not None:
+            windows = windows.filter(
+                (pl.col("start_s") + pl.col("size_s")) * _US > self._closed_us
+            )
+        return emit(self._state, windows.select("spec", "start_s"))
+
+    def amend(self, late: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Count late events (from :meth:`update`) into the panes still held.
+
+        An event comes back late from :meth:`update` when a window holding
+        it was emitted; longer windows holding it may still be open (a 1 h
+        window when its 1 min one was emitted). Those panes are still kept,
+        so the event is counted into them here: open windows then include
+        it, and every emitted window whose panes are all still kept is
+        formed again from them. Returns ``(rows, stale)``: the corrected
+        rows of those windows, and ``spec, start_s, size_s, step_s`` of the
+        emitted windows holding late events whose panes were already
+        forgotten; the caller recomputes those from the stored events.
+        """
+        timed = late.filter(pl.col("ts").is_not_null())
+        if timed.is_empty() or self._closed_us is None:
+            return pl.DataFrame(schema=WINDOW_SCHEMA), pl.DataFrame(schema=_KEYS)
+        pane_s = self.config.pane_s
+        panes = timed.get_column("ts").dt.epoch("s") // pane_s
+        held = self._pane_last_end_s(panes) * _US > self._closed_us
+        kept = timed.filter(held)
+        if not kept.is_empty():
+            self._state.absorb(kept)
+            self._mark_dirty(kept)
+        windows = self._windows_holding(panes.unique() * pane_s)
+        emitted = windows.filter(
+            (pl.col("start_s") + pl.col("size_s")) * _US <= self._closed_us
+        )
+        first_pane = emitted.get_column("start_s") // pane_s
+        whole = self._pane_last_end_s(first_pane) * _US > self._closed_us
+        rows = emit(self._state, emitted.filter(whole).select("spec", "start_s"))
+        stale = emitted.filter(~whole).select("spec", "start_s", "size_s", "step_s")
+        return rows, stale
+
+    def _pane_last_end_s(self, panes: pl.Series) -> pl.Series:
+        """When the last window (of any spec) holding each pane ends, in s."""
+        starts = panes * self.config.pane_s
+        last_end: pl.Series | None = None
+        for spec in self.config.specs:
+            end = (starts // spec.step_s) * spec.step_s + spec.size_s
+            last_end = (
+                end if last_end is None else last_end.zip_with(last_end >= end, end)
+            )
+        assert last_end is not None
+        return last_end
+
+    def _windows_holding(self, pane_starts_s: pl.Series) -> pl.DataFrame:
+        """``spec, start_s, size_s, step_s`` of every window holding a pane
+        that starts at one of ``pane_starts_s``."""
+        parts = []
+        for index, spec in enumerate(self.config.specs):
+            newest = (pane_starts_s // spec.step_s) * spec.step_s
+            for back in range(spec.size_s // spec.step_s):
+                parts.append(
+                    pl.DataFrame({"start_s": newest - back * spec.step_s}).with_columns(
+                        spec=pl.lit(index, dtype=pl.Int32)
+                    )
+                )
+        if not parts:
+            return pl.DataFrame(schema=_KEYS)
+        windows = pl.concat(parts).unique().join(self._specs_frame(), on="spec")
+        return windows.select("spec", "start_s", "size_s", "step_s").sort(
+            "spec", "start_s"
+        )
+
+    def window_bounds(self, spec: int, start_s: int) -> tuple[datetime, datetime]:
+        """Start and end of window ``start_s`` of spec number ``spec``."""
+        size_s = self.config.specs[spec].size_s
+        return _to_datetime(start_s * _US), _to_datetime((start_s + size_s) * _US)
 
     # -- emitting ----------------------------------------------------------
 

@@ -1,0 +1,191 @@
+"""The SQL endpoint's query runner: one SELECT, read-only, time and row limits.
+
+A query passes three gates before and while it runs:
+
+1. DuckDB's own parser must find exactly one statement, and a ``SELECT``
+   (``duckdb.extract_statements``), so ``COPY``, ``ATTACH``, ``SET``,
+   ``INSTALL`` and DML are refused by what they are, not by spelling;
+2. its syntax tree (``json_serialize_sql``) may name only the tables and
+   views of the output folder (``events``, ``windows``, ``alerts``,
+   ``runs``) and its own CTEs, and no table function: a ``SELECT`` over
+   ``read_csv('/etc/passwd')`` or ``'/etc/passwd'`` would otherwise read any
+   file the server can;
+3. it runs inside ``BEGIN TRANSACTION READ ONLY``, so even a statement
+   that slipped through could not change the store, and a timer calls
+   ``interrupt()`` on its cursor when the time limit passes.
+
+Rows are fetched in Arrow batches until the row limit is reached; the rest
+of the result is never read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from logweir.errors import LogweirError
+from logweir.serve.reader import StoreReader
+
+#: Longest SQL text the endpoint accepts.
+MAX_SQL_CHARS = 20_000
+
+
+class QueryRefused(LogweirError):
+    """A query the endpoint will not run, or one that failed or ran too long."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Rows of a query, at most the row limit; ``truncated`` if there were more."""
+
+    columns: list[tuple[str, str]]
+    rows: list[list[Any]]
+    truncated: bool
+    elapsed_ms: float
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in a ``json_serialize_sql`` tree."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def _cte_names(tree: Any) -> set[str]:
+    names: set[str] = set()
+    for node in _walk(tree):
+        cte_map = node.get("cte_map")
+        if isinstance(cte_map, dict):
+            for entry in cte_map.get("map") or []:
+                if isinstance(entry, dict) and isinstance(entry.get("key"), str):
+                    names.add(entry["key"].lower())
+    return names
+
+
+def check_query(cursor: duckdb.DuckDBPyConnection, sql: str, allowed: set[str]) -> None:
+    """Raise :class:`QueryRefused` unless ``sql`` is one SELECT over ``allowed``."""
+    if len(sql) > MAX_SQL_CHARS:
+        raise QueryRefused(f"query is longer than {MAX_SQL_CHARS} characters")
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as error:
+        raise QueryRefused(f"query failed: {duckdb_message(error)}") from None
+    if len(statements) != 1:
+        raise QueryRefused(f"give exactly one statement, not {len(statements)}")
+    if statements[0].type != duckdb.StatementType.SELECT:
+        what = statements[0].type.name
+        raise QueryRefused(f"only SELECT queries may run here, not {what}")
+    row = cursor.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
+    tree = json.loads(str(row[0])) if row else {}
+    if tree.get("error"):
+        raise QueryRefused(f"query failed: {tree.get('error_message', 'bad SQL')}")
+    known = allowed | _cte_names(tree)
+    for node in _walk(tree):
+        kind = node.get("type")
+        if kind == "TABLE_FUNCTION":
+            name = (node.get("function") or {}).get("function_name", "?")
+            raise QueryRefused(f"table functions such as {name}() are not allowed")
+        if kind == "BASE_TABLE":
+            table = str(node.get("table_name", ""))
+            if node.get("catalog_name") or node.get("schema_name"):
+                raise QueryRefused(f"name tables without a schema: {table!r}")
+            if table.lower() not in known:
+                tables = ", ".join(sorted(allowed)) or "none"
+                raise QueryRefused(f"unknown table {table!r} (tables: {tables})")
+
+
+def run_readonly(
+    reader: StoreReader, sql: str, *, timeout_s: float, max_rows: int
+) -> QueryResult:
+    """Run ``sql`` read-only; at most ``max_rows`` rows, ``timeout_s`` seconds.
+
+    Raises :class:`QueryRefused` with a one-line reason.
+    """
+    started = time.perf_counter()
+    with reader.cursor() as cursor:
+        reader.add_events_view(cursor)
+        check_query(cursor, sql, reader.tables(cursor))
+        timer = threading.Timer(timeout_s, cursor.interrupt)
+        cursor.execute("BEGIN TRANSACTION READ ONLY")
+        timer.start()
+        try:
+            columns, rows, truncated = _fetch(cursor, sql, max_rows)
+        except duckdb.InterruptException:
+            if reader.closed:
+                raise QueryRefused("query stopped: the server is closing") from None
+            raise QueryRefused(
+                f"query ran longer than {timeout_s:g} s and was stopped"
+            ) from None
+        except duckdb.Error as error:
+            raise QueryRefused(f"query failed: {duckdb_message(error)}") from None
+        finally:
+            timer.cancel()
+            _rollback(cursor)
+    return QueryResult(
+        columns=columns,
+        rows=rows,
+        truncated=truncated,
+        elapsed_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def _fetch(
+    cursor: duckdb.DuckDBPyConnection, sql: str, max_rows: int
+) -> tuple[list[tuple[str, str]], list[list[Any]], bool]:
+    relation = cursor.sql(sql)
+    if relation is None:  # cannot happen for a SELECT; kept for the types
+        return [], [], False
+    columns = list(zip(relation.columns, map(str, relation.types), strict=True))
+    rows: list[list[Any]] = []
+    for batch in relation.to_arrow_reader(min(max_rows + 1, 10_000)):
+        values = [_python_values(column) for column in batch.columns]
+        rows.extend(list(row) for row in zip(*values, strict=True))
+        if len(rows) > max_rows:
+            return columns, rows[:max_rows], True
+    return columns, rows, False
+
+
+def _python_values(column: pa.Array) -> list[Any]:
+    """A column's values as Python objects, as text where Python has none.
+
+    Arrow gives Python values for nearly every type; a few values have no
+    Python equal (``infinity`` timestamps, dates past year 9999), and then
+    the column is given as text.
+    """
+    try:
+        return list(column.to_pylist())
+    except (OverflowError, ValueError, NotImplementedError, pa.ArrowException):
+        pass
+    try:
+        return list(column.cast(pa.string()).to_pylist())
+    except (ValueError, NotImplementedError, pa.ArrowException):
+        return [str(value) for value in column]
+
+
+def duckdb_message(error: BaseException) -> str:
+    """DuckDB's message on one line, without its pointer into the SQL."""
+    kept = []
+    for line in str(error).splitlines():
+        if line.startswith("LINE "):
+            break
+        if line.strip():
+            kept.append(line.strip())
+    return " ".join(kept) if kept else type(error).__name__
+
+
+def _rollback(cursor: duckdb.DuckDBPyConnection) -> None:
+    # an interrupted transaction may have ended already
+    with contextlib.suppress(duckdb.Error):
+        cursor.execute("ROLLBACK")
