@@ -132,3 +132,13 @@ def test_rotation_by_rename_and_by_copytruncate_loses_and_repeats_nothing(
         (pl.col("dimension") == "all") & (pl.col("window_size_s") == 60)
     )
     assert windows.get_column("requests").sum() == 2700
+
+
+def test_follow_without_paths_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from logweir.cli import main
+
+    assert main(["run", "--follow", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err == "logweir: --follow: name the files or globs to follow\n"

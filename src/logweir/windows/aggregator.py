@@ -322,11 +322,6 @@ class WindowAggregator:
             "spec", "start_s"
         )
 
-    def window_bounds(self, spec: int, start_s: int) -> tuple[datetime, datetime]:
-        """Start and end of window ``start_s`` of spec number ``spec``."""
-        size_s = self.config.specs[spec].size_s
-        return _to_datetime(start_s * _US), _to_datetime((start_s + size_s) * _US)
-
     # -- emitting ----------------------------------------------------------
 
     def close(self, watermark: datetime | None = None) -> pl.DataFrame:
