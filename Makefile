@@ -31,9 +31,10 @@ demo: $(STAMP) demo-out/access.log
 	@echo "Outputs:     demo-out/out (lake: events/, store: logweir.duckdb, rejects/)"
 	@echo "Try:         $(BIN)/logweir query \"SELECT status, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC\" --out demo-out/out"
 
-## test: set up and run the whole suite
+## test: set up and run the whole suite (starts chromium's driver and a
+## Kafka broker itself: see scripts/test.sh)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto
+	scripts/test.sh
 
 ## check: lint, format and type checks
 check: $(STAMP)

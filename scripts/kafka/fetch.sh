@@ -17,7 +17,9 @@ fi
 command -v mvn >/dev/null || { echo "kafka: mvn not found (apt-get install maven)" >&2; exit 1; }
 mkdir -p "$cache"
 # The cache ignores itself, so no .gitignore elsewhere has to know of it.
-[[ -f "$repo/.cache/.gitignore" ]] || { mkdir -p "$repo/.cache"; echo '*' > "$repo/.cache/.gitignore"; }
+if [[ "$cache" == "$repo/.cache/"* && ! -f "$repo/.cache/.gitignore" ]]; then
+    echo '*' >"$repo/.cache/.gitignore"
+fi
 echo "kafka: fetching Apache Kafka $version jars from Maven Central into $libs (first time only; can take minutes)" >&2
 rm -rf "$libs.partial"
 mvn -B --no-transfer-progress -f "$here/pom.xml" \

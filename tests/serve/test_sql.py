@@ -114,3 +114,37 @@ def test_sql_is_off_unless_enabled(batch_run: BatchRun) -> None:
     assert answer.json() == {
         "detail": "the SQL endpoint is off (start with --enable-sql)"
     }
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # a CTE named like the file, defined in a subquery, hides nothing
+        # outside it: the outer name is a file that DuckDB would read
+        "SELECT * FROM (WITH \"{csv}\" AS (SELECT 1) SELECT 1) t, '{csv}'",
+        # a plain CTE does not see itself: inside, the name is the file
+        "WITH \"{csv}\" AS (SELECT * FROM '{csv}') SELECT * FROM \"{csv}\"",
+        # a later CTE is not visible to an earlier one
+        "WITH a AS (SELECT * FROM \"{csv}\"), \"{csv}\" AS (SELECT 1) SELECT * FROM a",
+    ],
+)
+def test_a_cte_name_cannot_smuggle_in_a_file(
+    served: Served, tmp_path_factory: pytest.TempPathFactory, sql: str
+) -> None:
+    secret = tmp_path_factory.mktemp("secret") / "secret.csv"
+    secret.write_text("word\nswordfish\n")
+    status, body = _sql(served, sql.format(csv=secret))
+    assert status == 400, body
+    assert body == {
+        "detail": f"unknown table {str(secret)!r} (tables: alerts, events, runs, "
+        "windows)"
+    }
+
+
+def test_recursive_and_chained_ctes_are_fine(served: Served) -> None:
+    sql = (
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3),"
+        " s AS (SELECT n * 10 AS m FROM r) SELECT sum(m) FROM s"
+    )
+    status, body = _sql(served, sql)
+    assert (status, body["rows"]) == (200, [[60]])

@@ -55,8 +55,8 @@ EXACT = [
 HLL_ERROR = 0.0163
 SIGMAS = 4
 #: percentile_approx's accuracy for these runs (the job's default is
-#: 10,000): rank error n / ACCURACY, exact below ACCURACY values; low enough
-#: that some windows here are above it.
+#: 10,000): rank error at most n / ACCURACY, rounded up; low enough that
+#: some windows here allow two ranks or more.
 ACCURACY = 1_000
 
 
@@ -350,3 +350,37 @@ def test_a_record_stream_gives_the_lake_and_closed_windows_of_logweir_run(
     expected = windows(runs.run_out).filter(pl.col("window_end") <= watermark)
     assert emitted.select(KEY).equals(expected.select(KEY))
     assert emitted.select(EXACT).equals(expected.select(EXACT))
+
+
+def test_an_error_inside_a_task_comes_back_as_its_logweir_error(
+    spark: Any, tmp_path: Path
+) -> None:
+    from functools import partial
+
+    from logweir.errors import SourceError
+    from logweir.formats.base import ParseOptions
+    from logweir.sources import expand_inputs, plan_chunks
+    from logweir.spark.job import task_errors
+    from logweir.spark.tasks import (
+        CHUNK_ROW_SCHEMA,
+        TaskSettings,
+        chunk_rows,
+        process_chunks,
+    )
+
+    log = tmp_path / "gone.log"
+    log.write_text(
+        '203.0.113.9 - - [03/Jun/2024:08:00:01 +0000] "GET / HTTP/1.1" 200 1\n'
+    )
+    inputs = expand_inputs([str(log)])
+    rows = chunk_rows(plan_chunks(inputs[0]), {inputs[0].path: "combined"})
+    log.unlink()  # planned, then gone before the task reads it
+    settings = TaskSettings(ParseOptions(), tmp_path / "out", 1 << 20)
+    parsed = spark.createDataFrame(rows, CHUNK_ROW_SCHEMA).mapInArrow(
+        partial(process_chunks, settings), settings.spark_schema()
+    )
+    with pytest.raises(SourceError) as raised, task_errors():
+        parsed.count()
+    assert str(raised.value) == (
+        f"cannot read {str(log.resolve())!r}: no such file or directory"
+    )

@@ -70,6 +70,26 @@ def test_peek_forms_only_the_windows_changed_since_the_last_peek() -> None:
     assert rows.sort(KEY).equals(rows_of(rows, reference([first, second], "1m,5m")))
 
 
+def test_every_peek_equals_a_batch_run_over_the_events_so_far() -> None:
+    # Follow mode peeks many times a second; new cells (a status class or
+    # method first seen) arrive between peeks, and hopping windows share
+    # panes. Each peek must hold exactly the rows a batch run over every
+    # event so far gives for the windows it forms.
+    windows = "1m,5m,10m/1m"
+    aggregator = WindowAggregator(windows, lateness_s=600)
+    frames: list[pl.DataFrame] = []
+    for step in range(8):
+        seconds = [step * 40 + offset for offset in (0.5, 3, 17, 29)]
+        frame = events(seconds, status=(200, 404, 503, 301)[step % 4])
+        if step % 3 == 2:
+            frame = frame.with_columns(method=pl.lit("POST"))
+        frames.append(frame)
+        aggregator.update(frame)
+        rows = aggregator.peek()
+        assert not rows.is_empty()
+        assert rows.sort(KEY).equals(rows_of(rows, reference(frames, windows)))
+
+
 def test_peek_up_to_a_size_leaves_longer_windows_for_later() -> None:
     aggregator = WindowAggregator("1m,1h", lateness_s=60)
     aggregator.update(events([5, 6]))

@@ -151,6 +151,7 @@ class Shipper:
         self.summary = ShipSummary(format=self._format)
         self._producer = Producer(self._producer_settings())
         self._pending_lines = 0
+        self._sample: list[str] = []
 
     def _producer_settings(self) -> dict[str, Any]:
         config = self.config
@@ -271,13 +272,25 @@ class Shipper:
         return keyed.fill_null(lines.source)
 
     def _parser_for(self, batch: SourceBatch) -> Parser | None:
+        """The given format's parser, or one detected from the first lines.
+
+        Detection waits for :data:`DETECT_LINES` lines (gathered over the
+        first batches, which are keyed by file meanwhile) before it gives up.
+        """
         if self._parser is not None or self._format == "":
             return self._parser
         from logweir.formats.detect import detect_format
 
-        sample = batch.lines.lines.head(DETECT_LINES).to_list()
-        detection = detect_format(sample, self._options, source=batch.lines.source)
+        room = DETECT_LINES - len(self._sample)
+        self._sample.extend(
+            line for line in batch.lines.lines.head(room).to_list() if line.strip()
+        )
+        detection = detect_format(
+            self._sample, self._options, source=batch.lines.source
+        )
         if detection.name is None:
+            if len(self._sample) < DETECT_LINES:
+                return None  # too few lines to judge yet
             logger.warning(
                 "ship: cannot detect the format of %s (%s); lines are keyed by "
                 "file, not client",
@@ -289,6 +302,7 @@ class Shipper:
         logger.info("ship: detected format %s", detection.name)
         self._format = self.summary.format = detection.name
         self._parser = compiled_parser(detection.name, self._options)
+        self._sample = []
         return self._parser
 
     # -- committing ----------------------------------------------------------

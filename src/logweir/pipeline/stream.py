@@ -99,19 +99,27 @@ DETECT_WAIT_S = 1.0
 #: A stream that brought nothing for this long no longer holds the
 #: pipeline's watermark back (a file rotated away, an idle partition).
 STREAM_IDLE_S = 60.0
-#: Longest the main loop waits to take polls together (see _gather).
-GATHER_S = 0.5
 #: Windows spanning at most this many panes are refreshed at every
 #: publish; longer ones (1 h of 1 min panes) every LONG_PUBLISH_S.
 SHORT_PANES = 10
 LONG_PUBLISH_S = 1.0
-#: Most of the main loop's time that publishing open windows may take.
-PUBLISH_SHARE = 0.5
-#: A poll smaller than this is a trickle: the reader pauses READ_PAUSE_S
-#: (at most a quarter of the publish interval) from its start before the
-#: next one, so that a file written every few ms is not read every few ms.
+#: CPU budget of publishing per line: forming and storing the changed
+#: windows' rows costs a few ms however few lines changed them, so
+#: publishes are spaced so that they cost at most this many seconds per
+#: line (3 % of a core per 10K lines/s). At high rates that allows a
+#: publish every publish interval; at low rates the interval stretches,
+#: up to MAX_PUBLISH_S (see docs/streaming.md, Latency and CPU).
+PUBLISH_CPU_PER_LINE_S = 3e-6
+MAX_PUBLISH_S = 1.0
+#: A poll smaller than this that had to wait for its lines is a trickle:
+#: the reader pauses a quarter of the current publish interval (at most
+#: READ_PAUSE_S) from its start before the next one, so that a file
+#: written every few ms is not read every few ms.
 SMALL_POLL_BYTES = 256 << 10
-READ_PAUSE_S = 0.02
+READ_PAUSE_S = 0.25
+#: A poll answered faster than this without a pause before it had lines
+#: waiting (a backlog): the reader reads on at once.
+BACKLOG_POLL_S = 0.002
 #: Latency samples kept for the stats file (about 4 bytes each).
 LATENCY_SAMPLES = 4_000_000
 
@@ -343,9 +351,18 @@ class StreamPipeline:
         self._pending: list[_Polled] = []
         self._unpublished: list[pl.Series] = []
         self._last_publish = time.monotonic()
-        self._publish_cost_s = 0.0
         self._last_full_publish = time.monotonic()
-        self._last_take = 0.0
+        #: Main-thread CPU and lines of the cycle under way, and running
+        #: means of a cycle's CPU and of the line rate (see _publish_every_s).
+        self._cycle_cpu_s = 0.0
+        self._cycle_lines = 0
+        self._cycle_read_at: float | None = None
+        self._cycle_behind = False
+        #: Set by the reader when the read queue was full (see _gather).
+        self._reader_blocked = False
+        self._mean_publish_cpu_s = 0.0
+        self._rate = 0.0
+        self._interval_s = config.publish_interval_s
         self._held_item: _Polled | _Barrier | _Failed | None = None
         pane_s = self.aggregator.config.pane_s
         #: Windows up to this size are refreshed at every publish, longer
@@ -410,8 +427,13 @@ class StreamPipeline:
         self._reading.set()
         reader.start()
         writer.start()
+        import cProfile
+        prof = cProfile.Profile()
+        prof.enable()
         try:
             self._main_loop(stop)
+            prof.disable()
+            prof.dump_stats("/tmp/p/main.prof")
             self._thread_cpu_s["main"] = time.thread_time() - self._main_cpu_start
             self._reading.clear()
             reader.join()
@@ -462,8 +484,8 @@ class StreamPipeline:
             if isinstance(item, _Failed):
                 raise item.error
             if isinstance(item, _Polled):
-                self._last_data = time.monotonic()
                 self._take_all(self._gather(item))
+                self._last_data = time.monotonic()  # after the gather's wait
             elif isinstance(item, _Barrier):
                 self._finish_pending()
                 self._cut(force=True, barrier=item)
@@ -477,20 +499,18 @@ class StreamPipeline:
 
         Parsing and counting a batch has a fixed cost of a few ms however
         few lines it holds; a followed file hands out a poll every few ms
-        under load. Waiting until the next publish is due (at most
-        :data:`GATHER_S` since the last take) and handling the queued polls
-        as one batch per stream pays that cost once per publish instead of
-        once per poll.
+        under load. Waiting until the next publish is due and handling the
+        queued polls as one batch per stream pays that cost once per cycle
+        instead of once per poll. Lines become readable at the publish that
+        follows, not before: taking them just before it costs no latency
+        and gathers the most.
         """
-        # Lines become readable at the next publish, not before: taking
-        # them just before it costs no latency and gathers the most.
-        now = time.monotonic()
-        wait_s = min(
-            self._last_publish + self._publish_every_s() - now,
-            GATHER_S - (now - self._last_take),
-        )
+        wait_s = self._last_publish + self._interval_s - time.monotonic()
         if wait_s > 0:
-            time.sleep(wait_s)
+            time.sleep(min(wait_s, MAX_PUBLISH_S))
+        if self._reader_blocked:  # the reader waits on us: no stretching
+            self._reader_blocked = False
+            self._cycle_behind = True
         polls = [first]
         while True:
             try:
@@ -501,7 +521,6 @@ class StreamPipeline:
                 self._held_item = item  # a barrier or an error: after these
                 break
             polls.append(item)
-        self._last_take = time.monotonic()
         return polls
 
     def _idle_for(self, seconds: float) -> bool:
@@ -517,7 +536,7 @@ class StreamPipeline:
         now = time.monotonic()
         if self._pending and now - self._pending[0].read_at >= DETECT_WAIT_S:
             self._finish_pending()
-        if now - self._last_publish >= self._publish_every_s():
+        if now - self._last_publish >= self._interval_s:
             self._publish()
         self._cut(force=False)
         self.metrics.queue_depth.labels("read").set(self._read_queue.qsize())
@@ -541,6 +560,7 @@ class StreamPipeline:
     # -- the reader thread -------------------------------------------------
 
     def _read_loop(self) -> None:
+        paused = False
         try:
             while self._reading.is_set():
                 committed = self._take_commit()
@@ -550,12 +570,20 @@ class StreamPipeline:
                 batches = self.source.poll(POLL_TIMEOUT_S)
                 if not batches:
                     continue
-                polled = _Polled(batches, self.source.positions(), time.monotonic())
+                read_at = time.monotonic()
+                polled = _Polled(batches, self.source.positions(), read_at)
                 self._offer(polled)
-                if sum(b.end - b.start for b in batches) < SMALL_POLL_BYTES:
-                    # a trickle: let lines gather in the file for a moment
-                    # rather than hand out a poll per write
-                    pause_s = min(READ_PAUSE_S, self.config.publish_interval_s / 4)
+                small = sum(b.end - b.start for b in batches) < SMALL_POLL_BYTES
+                # Lines that were there at once, with no pause before the
+                # poll, are a backlog (or a batch size below what is
+                # written): read on at once.
+                backlog = not paused and read_at - started < BACKLOG_POLL_S
+                paused = small and not backlog
+                if paused:
+                    # a trickle: let lines gather for a moment rather than
+                    # hand out a poll per write; the main loop takes them
+                    # only every interval anyway
+                    pause_s = min(self._interval_s / 4, READ_PAUSE_S)
                     time.sleep(max(0.0, started + pause_s - time.monotonic()))
         except BaseException as error:  # handed to the main loop
             self._offer(_Failed(error), always=True)
@@ -570,6 +598,7 @@ class StreamPipeline:
                 self._read_queue.put(item, timeout=0.1)
                 return True
             except queue.Full:
+                self._reader_blocked = True
                 if always and not self._reading.is_set():
                     return False
         return False
@@ -603,8 +632,13 @@ class StreamPipeline:
             if lines >= DETECT_LINES:
                 self._finish_pending()
             return
+        started = time.thread_time()
+        if self._cycle_read_at is None:
+            self._cycle_read_at = polls[0].read_at
         for batch in _joined([batch for polled in polls for batch in polled.batches]):
             self._take_batch(batch)
+            self._cycle_lines += len(batch.lines)
+        self._cycle_cpu_s += time.thread_time() - started
         self._unit.polls += len(polls)
         self._positions = polls[-1].positions
 
@@ -721,17 +755,42 @@ class StreamPipeline:
                 counters.reject_reasons[str(reason)] += int(count)
                 metrics.lines_rejected.labels(source, str(reason)).inc(int(count))
 
-    def _publish_every_s(self) -> float:
-        """``publish_interval``, stretched so that publishing takes at most
-        :data:`PUBLISH_SHARE` of the main loop's time: forming a long
-        window's rows costs tens of ms, which at a fixed 50 ms would leave
-        no time for the lines themselves (see docs/streaming.md, Latency)."""
-        return max(self.config.publish_interval_s, self._publish_cost_s / PUBLISH_SHARE)
+    def _next_interval_s(self, elapsed_s: float, publish_cpu_s: float) -> float:
+        """The time to the next publish, from the cycle that just ended.
+
+        Publishing (forming the changed windows' rows, storing them) costs
+        about the same CPU for 100 lines as for 10,000, so publishing every
+        ``publish_interval`` would cost as much at 1K lines/s as at 100K.
+        The interval is stretched so that publishing costs at most
+        :data:`PUBLISH_CPU_PER_LINE_S` per line: at high rates that is the
+        configured interval, at low ones up to :data:`MAX_PUBLISH_S`. The
+        cost and the rate are running means over a few cycles.
+        """
+        base = self.config.publish_interval_s
+        if self._cycle_lines == 0:
+            return base  # idle: the next lines are published at once
+        read_at = self._cycle_read_at
+        waited_s = 0.0 if read_at is None else time.monotonic() - read_at
+        if self._cycle_behind or waited_s > 2 * (self._interval_s + base):
+            # Behind: the read queue was full, or lines waited longer than
+            # the interval allows. The rate seen is what was processed, not
+            # what arrives; start over.
+            self._rate = 0.0
+            return base
+        rate = self._cycle_lines / max(elapsed_s, base)
+        self._rate += (rate - self._rate) / 4 if self._rate else rate
+        mean = self._mean_publish_cpu_s
+        self._mean_publish_cpu_s = (
+            mean + (publish_cpu_s - mean) / 4 if mean else publish_cpu_s
+        )
+        by_budget = self._mean_publish_cpu_s / (self._rate * PUBLISH_CPU_PER_LINE_S)
+        return min(max(base, by_budget), max(base, MAX_PUBLISH_S))
 
     def _publish(self, full: bool = False) -> None:
         """Replace the changed open windows' rows in the store; close the
         windows the watermark has passed."""
-        started = time.perf_counter()
+        started = time.thread_time()
+        began = time.monotonic()
         longest_s = None
         if not full and time.monotonic() - self._last_full_publish < LONG_PUBLISH_S:
             longest_s = self._short_s
@@ -747,10 +806,15 @@ class StreamPipeline:
             )
         self._close_windows()
         self._observe_latency()
-        cost = time.perf_counter() - started
-        if rows.height:  # an idle tick says nothing about the cost
-            self._publish_cost_s += (cost - self._publish_cost_s) / 4
-        self._last_publish = time.monotonic()
+        publish_cpu_s = time.thread_time() - started
+        self._interval_s = self._next_interval_s(
+            began - self._last_publish, publish_cpu_s
+        )
+        self._cycle_cpu_s = 0.0
+        self._cycle_lines = 0
+        self._cycle_read_at = None
+        self._cycle_behind = False
+        self._last_publish = began  # cycles start every interval, not after it
 
     def _observe_latency(self) -> None:
         if not self._unpublished:

@@ -63,15 +63,35 @@ def _walk(node: Any) -> Iterator[dict[str, Any]]:
             yield from _walk(value)
 
 
-def _cte_names(tree: Any) -> set[str]:
-    names: set[str] = set()
-    for node in _walk(tree):
-        cte_map = node.get("cte_map")
-        if isinstance(cte_map, dict):
-            for entry in cte_map.get("map") or []:
-                if isinstance(entry, dict) and isinstance(entry.get("key"), str):
-                    names.add(entry["key"].lower())
-    return names
+def _tables(node: Any, ctes: frozenset[str]) -> Iterator[tuple[dict[str, Any], bool]]:
+    """Every table reference in ``node``, and whether a CTE in scope names it.
+
+    A CTE is seen only where DuckDB's binder sees it: in the body of the
+    query that defines it, in the CTEs defined after it, and inside itself
+    only when recursive. Outside that scope the same name is a table, or a
+    file DuckDB would read (``'/etc/secret.csv'``), so a CTE defined in one
+    subquery must not clear the name in another.
+    """
+    if isinstance(node, list):
+        for value in node:
+            yield from _tables(value, ctes)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "BASE_TABLE":
+        name = str(node.get("table_name", "")).lower()
+        yield node, name in ctes and not node.get("schema_name")
+    if node.get("type") == "RECURSIVE_CTE_NODE":
+        ctes = ctes | {str(node.get("cte_name", "")).lower()}
+    cte_map = node.get("cte_map")
+    if isinstance(cte_map, dict):
+        for entry in cte_map.get("map") or []:
+            yield from _tables(entry.get("value"), ctes)
+            if isinstance(entry, dict) and isinstance(entry.get("key"), str):
+                ctes = ctes | {entry["key"].lower()}
+    for key, value in node.items():
+        if key != "cte_map":
+            yield from _tables(value, ctes)
 
 
 def check_query(cursor: duckdb.DuckDBPyConnection, sql: str, allowed: set[str]) -> None:
@@ -91,19 +111,19 @@ def check_query(cursor: duckdb.DuckDBPyConnection, sql: str, allowed: set[str]) 
     tree = json.loads(str(row[0])) if row else {}
     if tree.get("error"):
         raise QueryRefused(f"query failed: {tree.get('error_message', 'bad SQL')}")
-    known = allowed | _cte_names(tree)
     for node in _walk(tree):
-        kind = node.get("type")
-        if kind == "TABLE_FUNCTION":
+        if node.get("type") == "TABLE_FUNCTION":
             name = (node.get("function") or {}).get("function_name", "?")
             raise QueryRefused(f"table functions such as {name}() are not allowed")
-        if kind == "BASE_TABLE":
-            table = str(node.get("table_name", ""))
-            if node.get("catalog_name") or node.get("schema_name"):
-                raise QueryRefused(f"name tables without a schema: {table!r}")
-            if table.lower() not in known:
-                tables = ", ".join(sorted(allowed)) or "none"
-                raise QueryRefused(f"unknown table {table!r} (tables: {tables})")
+    for node, is_cte in _tables(tree, frozenset()):
+        table = str(node.get("table_name", ""))
+        if is_cte:
+            continue
+        if node.get("catalog_name") or node.get("schema_name"):
+            raise QueryRefused(f"name tables without a schema: {table!r}")
+        if table.lower() not in allowed:
+            tables = ", ".join(sorted(allowed)) or "none"
+            raise QueryRefused(f"unknown table {table!r} (tables: {tables})")
 
 
 def run_readonly(

@@ -307,7 +307,7 @@ def _run(
         partial(process_chunks, settings), settings.spark_schema()
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        with _task_errors():
+        with task_errors():
             tally = (
                 parsed.where(F.col("chunk_lines").isNotNull())
                 .agg(*(F.sum(name).alias(name) for name in TALLY_COLUMNS))
@@ -328,7 +328,7 @@ def _run(
             accuracy=config.percentile_accuracy,
             rsd=config.distinct_rsd,
         )
-        with _task_errors():
+        with task_errors():
             table = union_all(frames).toArrow()
     finally:
         parsed.unpersist()
@@ -349,7 +349,7 @@ _TASK_ERROR = re.compile(r"logweir\.errors\.(\w+): (.+)")
 
 
 @contextmanager
-def _task_errors() -> Iterator[None]:
+def task_errors() -> Iterator[None]:
     """Give a logweir error raised inside a Spark task back as itself.
 
     Spark wraps a Python worker's exception in its own, with the worker's

@@ -109,7 +109,7 @@ def run_record_stream(records: DataFrame, config: SparkJobConfig) -> SparkSummar
     ``offset``, ``value``); :func:`run_kafka_job` gives it Kafka's, and any
     other streaming source with those columns works the same.
     """
-    from logweir.spark.job import SparkSummary, _task_errors, to_window_frame
+    from logweir.spark.job import SparkSummary, task_errors, to_window_frame
     from logweir.spark.windows import check_dimensions
 
     _check_stream_config(config)
@@ -146,7 +146,7 @@ def run_record_stream(records: DataFrame, config: SparkJobConfig) -> SparkSummar
         if config.available_now:
             writer = writer.trigger(availableNow=True)
         query = writer.start()
-        with _task_errors():
+        with task_errors():
             query.awaitTermination()
         for progress in query.recentProgress:
             # Spark counts the source's rows once per scan, and the query

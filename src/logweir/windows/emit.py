@@ -93,6 +93,31 @@ def _plan(state: PaneState, windows: pl.DataFrame) -> _Plan:
         ).alias("pane"),
     ).explode("pane")
     panes = spans.select("pane").unique().sort("pane").with_row_index("pid")
+    groups, cell_groups = _groups(state)
+    return _Plan(
+        windows=numbered,
+        spans=spans.join(panes, on="pane").select("wid", "pid"),
+        panes=panes,
+        groups=groups,
+        cell_groups=cell_groups,
+    )
+
+
+#: The group numbering of the last group map seen (follow mode forms rows
+#: many times a second from the same map): (map, groups, cell_groups).
+_groups_cache: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None = None
+
+
+def _groups(state: PaneState) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``gid, dimension, key`` per dimension row, and ``cell, gid`` pairs.
+
+    The group map is replaced (never changed in place) when new cells are
+    learned, so the numbering is reused while the same frame is current.
+    """
+    global _groups_cache
+    cached = _groups_cache
+    if cached is not None and cached[0] is state.group_map:
+        return cached[1], cached[2]
     groups = (
         state.group_map.select("dimension", "key")
         .unique()
@@ -102,13 +127,8 @@ def _plan(state: PaneState, windows: pl.DataFrame) -> _Plan:
     cell_groups = state.group_map.join(groups, on=["dimension", "key"]).select(
         "cell", "gid"
     )
-    return _Plan(
-        windows=numbered,
-        spans=spans.join(panes, on="pane").select("wid", "pid"),
-        panes=panes,
-        groups=groups,
-        cell_groups=cell_groups,
-    )
+    _groups_cache = (state.group_map, groups, cell_groups)
+    return groups, cell_groups
 
 
 def _per_pane(table: pl.DataFrame, plan: _Plan) -> pl.LazyFrame:
@@ -251,13 +271,10 @@ def _top_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
         gid=(pl.col("group") // _KIND_SPAN % _GROUP_SPAN).cast(pl.UInt32),
         kind=(pl.col("group") % _KIND_SPAN).cast(pl.UInt8),
     )
-    result = tops.select("wid", "gid").unique()
-    for kind, (column, _) in enumerate(KINDS):
-        part = tops.filter(pl.col("kind") == kind).select(
-            "wid", "gid", pl.col("top").alias(column)
-        )
-        result = result.join(part, on=["wid", "gid"], how="left")
-    return result
+    return tops.group_by("wid", "gid").agg(
+        pl.col("top").filter(pl.col("kind") == kind).first().alias(column)
+        for kind, (column, _) in enumerate(KINDS)
+    )
 
 
 def _pane_items(state: PaneState, plan: _Plan, items: pl.DataFrame) -> pl.DataFrame:
