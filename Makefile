@@ -25,10 +25,12 @@ demo-out/access.log: | $(STAMP)
 
 demo: $(STAMP) demo-out/access.log
 	$(BIN)/logweir run demo-out/access.log --out demo-out/out \
-		--format '$(DEMO_FORMAT)'
+		--format '$(DEMO_FORMAT)' --report demo-out/report.html
 	@echo
 	@echo "Sample log:  demo-out/access.log (incident labels: demo-out/access.log.incidents.json)"
 	@echo "Outputs:     demo-out/out (lake: events/, store: logweir.duckdb, rejects/)"
+	@echo "HTML report: demo-out/report.html"
+	@echo "Dashboard:   $(BIN)/logweir serve --out demo-out/out   (then open http://127.0.0.1:8080/)"
 	@echo "Try:         $(BIN)/logweir query \"SELECT status, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC\" --out demo-out/out"
 
 ## test: set up and run the whole suite (starts chromium's driver and a

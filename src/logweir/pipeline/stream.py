@@ -427,13 +427,8 @@ class StreamPipeline:
         self._reading.set()
         reader.start()
         writer.start()
-        import cProfile
-        prof = cProfile.Profile()
-        prof.enable()
         try:
             self._main_loop(stop)
-            prof.disable()
-            prof.dump_stats("/tmp/p/main.prof")
             self._thread_cpu_s["main"] = time.thread_time() - self._main_cpu_start
             self._reading.clear()
             reader.join()
