@@ -8,6 +8,7 @@ the windows ``logweir run`` gives for the whole log.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,9 @@ import polars as pl
 import pytest
 
 from logweir.cli import main
+from logweir.pipeline.checkpoint import output_name
+from logweir.sinks.lake import LakeWriter
+from logweir.sinks.rejects import RejectWriter
 
 FORMAT = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %D'
 START = datetime(2024, 6, 3, 8, 0, tzinfo=UTC)
@@ -77,6 +81,61 @@ def test_merged_consumer_folders_give_the_windows_of_one_run(tmp_path: Path) -> 
     removed.unlink()
     _logweir("merge", str(out))
     assert removed.name not in {p.name for p in (out / "events").rglob("*.parquet")}
+
+
+def test_merge_keeps_once_the_lines_two_consumers_both_hold(tmp_path: Path) -> None:
+    """Two consumers with overlapping ranges of one stream (a consumer that
+    crashed after its checkpoint, and the one that read its partition again
+    from the group's older commit): every line is merged once."""
+    lines = [_line(i) for i in range(4000)]
+    lines[1234] = "not a log line"
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(lines) + "\n")
+    whole = tmp_path / "whole"
+    _logweir(
+        "run", "--follow", str(log), "--out", str(whole), "--format", FORMAT,
+        "--no-detect", "-q", "--exit-when-idle", "0.5s",
+    )  # fmt: skip
+    events = _read(whole / "events")
+    rejects = _read(whole / "rejects")
+    stream = _stream_name(whole)
+    offsets = events.get_column("offset").sort()
+    # a holds [0, 3000th line), b [2000th line, end): 1000 lines in both
+    cut_a, cut_b = int(offsets[3000]), int(offsets[2000])
+    end = log.stat().st_size
+    out = tmp_path / "out"
+    for name, start, stop in (("a", 0, cut_a), ("b", cut_b, end)):
+        folder = out / "consumers" / name
+        shutil.copytree(whole / "checkpoint", folder / "checkpoint")
+        part = output_name(stream, start, stop)
+        lake = LakeWriter(folder)
+        lake.write(events.filter(pl.col("offset").is_between(start, stop - 1)), part)
+        RejectWriter(folder).write(
+            rejects.filter(pl.col("offset").is_between(start, stop - 1)), part
+        )
+    for _ in range(2):  # a second merge changes nothing
+        _logweir("merge", str(out))
+        merged = _read(out / "events")
+        assert merged.height == events.height == 3999
+        assert merged.select("source", "offset").is_unique().all()
+        assert merged.sort("offset").equals(events.sort("offset"))
+        assert _read(out / "rejects").height == 1
+        assert _windows(out / "logweir.duckdb").equals(
+            _windows(whole / "logweir.duckdb")
+        )
+    # b's own file is left whole: the merge wrote a new file for its share
+    assert _read(out / "consumers" / "b" / "events").height == 4000 - 1 - 2000
+
+
+def _read(folder: Path) -> pl.DataFrame:
+    files = sorted(folder.rglob("*.parquet"))
+    return pl.read_parquet(files, hive_partitioning=False)
+
+
+def _stream_name(out: Path) -> str:
+    names = {p.name.rsplit("-", 2)[0] for p in (out / "events").rglob("*.parquet")}
+    assert len(names) == 1
+    return names.pop()
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -23,9 +24,12 @@ import duckdb
 import polars as pl
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 from kafka_helpers import Broker
 
+from logweir.pipeline.checkpoint import load_checkpoint
 from logweir.pipeline.ship import CHECKPOINT_TOPIC, read_positions
+from logweir.sources.kafka import EXIT_AT_COMMIT_ENV, EXIT_AT_COMMIT_STATUS
 
 pytestmark = pytest.mark.slow
 
@@ -446,3 +450,176 @@ def test_consumer_restarted_after_a_rebalance_keeps_its_committed_files(
     assert lake(out / "consumers" / "a").height + lake(
         out / "consumers" / "b"
     ).height == (6000 - 12)
+
+
+def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        found = consumer.committed(
+            [TopicPartition(topic, p) for p in range(partitions)], timeout=30
+        )
+    finally:
+        consumer.close()
+    return [tp.offset for tp in found]
+
+
+def _identities(out: Path) -> set[tuple[object, ...]]:
+    events = lake(out)
+    if events.is_empty():
+        return set()
+    return set(events.select("source", "offset").iter_rows())
+
+
+def test_crash_after_checkpoint_then_takeover_counts_every_line_once(
+    kafka_broker: Broker, new_topic: Callable[[int], str], tmp_path: Path
+) -> None:
+    """The hole of a crash and a reassignment together: a consumer dies
+    between its checkpoint and its broker commit and stays away, so another
+    member of the group takes its partitions from the older commit and
+    reads those offsets again. Both outputs hold them; ``logweir merge``
+    must count them once."""
+    topic = new_topic(2)
+    url = f"kafka://{kafka_broker.bootstrap}/{topic}"
+    group = f"g-{topic}"
+    lines = log_lines(12_000)
+    out = tmp_path / "out"
+
+    def args(name: str) -> list[str]:
+        return [
+            "run", "--source", url, "--group", group, "--consumer-id", name,
+            "--out", str(out), "--format", FORMAT, "--no-detect", "--quiet",
+            "--commit-interval", "0.1s",
+        ]  # fmt: skip
+
+    # a commits once, checkpoints more, and dies before its second commit
+    produce(kafka_broker.bootstrap, topic, lines[:4000])
+    a = subprocess.Popen(
+        logweir(*args("a")),
+        env={**os.environ, EXIT_AT_COMMIT_ENV: "2"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while max(_committed(kafka_broker.bootstrap, group, topic, 2)) <= 0:
+            assert a.poll() is None, "a stopped before its first commit"
+            assert time.monotonic() < deadline, "a never committed"
+            time.sleep(0.1)
+        produce(kafka_broker.bootstrap, topic, lines[4000:8000])
+        _, errors = a.communicate(timeout=DEADLINE_S)
+    finally:
+        a.kill()
+        a.wait()
+    assert a.returncode == EXIT_AT_COMMIT_STATUS, errors[-3000:]
+    checkpoint = load_checkpoint(out / "consumers" / "a")
+    assert checkpoint is not None
+    committed = _committed(kafka_broker.bootstrap, group, topic, 2)
+    assert any(
+        checkpoint.positions.get(f"{topic}/{p}", 0) > offset
+        for p, offset in enumerate(committed)
+    ), f"no hole made: checkpoint {checkpoint.positions}, committed {committed}"
+    # b takes the partitions once a's session times out, from the old commit,
+    # and reads more than a did: ranges that overlap a's without matching
+    produce(kafka_broker.bootstrap, topic, lines[8000:])
+    b = subprocess.Popen(logweir(*args("b")), stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        # b must read again everything past the group's commit
+        below = {
+            (source, offset)
+            for source, offset in _identities(out / "consumers" / "a")
+            if isinstance(source, str)
+            and isinstance(offset, int)
+            and offset < committed[int(source.rpartition("/")[2])]
+        }
+        while len(_identities(out / "consumers" / "b")) < 12_000 - 24 - len(below):
+            assert b.poll() is None, "b stopped by itself"
+            assert time.monotonic() < deadline, "b did not read everything"
+            time.sleep(0.2)
+        b.send_signal(signal.SIGTERM)
+        assert b.wait(timeout=DEADLINE_S) == 0
+    finally:
+        b.kill()
+        b.wait()
+    both = _identities(out / "consumers" / "a") & _identities(out / "consumers" / "b")
+    assert both, "b read none of a's checkpointed lines again: no overlap made"
+    merged = json.loads(run_ok("merge", str(out), "--json"))
+    assert merged["duplicate_rows"] >= len(both)
+    events = lake(out)
+    assert events.height == 12_000 - 24
+    assert events.select("source", "offset").is_unique().all()
+    reference, reference_out = batch_reference(tmp_path, lines)
+    assert event_rows(events) == event_rows(lake(reference_out))
+    rejects = pl.read_parquet(
+        sorted((out / "rejects").rglob("*.parquet")), hive_partitioning=False
+    )
+    assert rejects.height == 24
+    assert windows(out / "logweir.duckdb").equals(reference)
+
+
+def test_a_refused_transaction_is_aborted_and_its_lines_sent_again(
+    kafka_broker: Broker, new_topic: Callable[[int], str], tmp_path: Path
+) -> None:
+    """The broker refuses a batch (too large for the topic): the commit
+    fails, the shipper aborts the transaction and rewinds to its last
+    committed positions; once the topic takes it, every line is there once."""
+    topic = new_topic(1)
+    admin = kafka_broker.admin()
+
+    def limit(max_bytes: int) -> None:
+        resource = ConfigResource(
+            ConfigResource.Type.TOPIC,
+            topic,
+            incremental_configs=[
+                ConfigEntry(
+                    "max.message.bytes",
+                    str(max_bytes),
+                    incremental_operation=AlterConfigOpType.SET,
+                )
+            ],
+        )
+        admin.incremental_alter_configs([resource])[resource].result(timeout=60)
+
+    limit(20_000)
+    lines = log_lines(3000)
+    lines[1500] = "x" * 50_000  # a line the topic refuses, for now
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(lines) + "\n")
+    args = [
+        "-v", "ship", "--to", f"kafka://{kafka_broker.bootstrap}/{topic}",
+        "--id", f"ship-{topic}", "--format", FORMAT, "--json",
+        "--commit-interval", "0.1s", "--exit-when-idle", "3s", str(log),
+    ]  # fmt: skip
+    shipper = subprocess.Popen(
+        logweir(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    errors: list[str] = []
+
+    def read() -> None:
+        assert shipper.stderr is not None
+        errors.extend(shipper.stderr)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while not any("transaction aborted" in line for line in errors):
+            assert shipper.poll() is None, "".join(errors[-20:])
+            assert time.monotonic() < deadline, "no transaction was aborted"
+            time.sleep(0.05)
+        limit(1_048_576)
+        printed, _ = shipper.communicate(timeout=DEADLINE_S)
+    finally:
+        shipper.kill()
+        shipper.wait()
+        reader.join(timeout=10)
+    assert shipper.returncode == 0, "".join(errors[-20:])
+    summary = json.loads(printed)
+    assert summary["aborted"] >= 1
+    assert summary["lines"] == 3000
+    assert collections.Counter(topic_lines(kafka_broker.bootstrap, topic, 1)) == (
+        collections.Counter(lines)
+    )

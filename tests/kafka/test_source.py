@@ -230,3 +230,37 @@ def test_first_lines_wait_until_every_partition_has_spoken(
         source.close()
     assert {b.stream for b in first} == {f"{topic}/{p}" for p in range(4)}
     assert len(_texts(first + rest)) == 20_000
+
+
+@pytest.mark.slow
+def test_a_partition_given_back_resumes_where_this_run_left_it(
+    kafka_broker: Broker, new_topic: Callable[[int], str]
+) -> None:
+    """Not at the checkpoint the run started from: those lines are in its
+    output already, and the last commit is still its own."""
+    topic, group = new_topic(2), f"g-{uuid.uuid4().hex}"
+    produce_lines(kafka_broker.bootstrap, topic, _lines(300), _client)
+    started_at = {f"{topic}/{p}": 10 for p in range(2)}
+    first = _source(kafka_broker, topic, group, "a", positions=started_at)
+    first.on_revoke(lambda streams: first.commit(first.positions()))
+    try:
+        seen = _read(first, 300 - 20)
+        first.commit(first.positions())
+        second = _source(kafka_broker, topic, group, "b")
+        try:  # b takes a partition, reads nothing new, and goes away
+            deadline = time.monotonic() + DEADLINE_S
+            while not second.assignment():
+                assert time.monotonic() < deadline, "the group did not rebalance"
+                seen += first.poll(0.1) + second.poll(0.1)
+        finally:
+            second.close()
+        deadline = time.monotonic() + DEADLINE_S
+        while len(first.assignment()) < 2:  # back after b's session timed out
+            assert time.monotonic() < deadline, "the partition did not come back"
+            seen += first.poll(0.2)
+        produce_lines(kafka_broker.bootstrap, topic, _lines(20, first=300), _client)
+        later = _read(first, 20) + _settle(first, 1.0)
+    finally:
+        first.close()
+    assert sorted(_texts(later)) == sorted(x.decode() for x in _lines(20, 300))
+    assert len(_texts(seen)) == 300 - 20

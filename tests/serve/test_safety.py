@@ -210,3 +210,19 @@ def test_serve_flag_needs_follow(
     assert capsys.readouterr().err == (
         "logweir: --serve needs --follow (to look at a finished run: serve)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("addr", "host"),
+    [
+        ("127.0.0.1:8080", "127.0.0.1"),
+        ("127.0.0.5:8080", "127.0.0.5"),
+        ("[::1]:8080", "[::1]"),
+        ("localhost:8080", "localhost"),
+    ],
+)
+def test_the_address_listened_on_is_an_accepted_host(addr: str, host: str) -> None:
+    from logweir.serve.server import loopback_hosts
+
+    hosts = loopback_hosts(parse_addr(addr))
+    assert hosts is not None and host in hosts and "evil.example" not in hosts

@@ -123,9 +123,9 @@ def test_sql_is_off_unless_enabled(batch_run: BatchRun) -> None:
         # outside it: the outer name is a file that DuckDB would read
         "SELECT * FROM (WITH \"{csv}\" AS (SELECT 1) SELECT 1) t, '{csv}'",
         # a plain CTE does not see itself: inside, the name is the file
-        "WITH \"{csv}\" AS (SELECT * FROM '{csv}') SELECT * FROM \"{csv}\"",
+        'WITH "{csv}" AS (SELECT * FROM \'{csv}\') SELECT * FROM "{csv}"',
         # a later CTE is not visible to an earlier one
-        "WITH a AS (SELECT * FROM \"{csv}\"), \"{csv}\" AS (SELECT 1) SELECT * FROM a",
+        'WITH a AS (SELECT * FROM "{csv}"), "{csv}" AS (SELECT 1) SELECT * FROM a',
     ],
 )
 def test_a_cte_name_cannot_smuggle_in_a_file(
@@ -148,3 +148,26 @@ def test_recursive_and_chained_ctes_are_fine(served: Served) -> None:
     )
     status, body = _sql(served, sql)
     assert (status, body["rows"]) == (200, [[60]])
+
+
+def test_a_huge_result_is_cut_by_size_too(served: Served) -> None:
+    from logweir.serve.sql import MAX_RESULT_BYTES
+
+    row_bytes = 1 << 20  # 50 rows (the limit here) would be 50 MiB
+    sql = f"SELECT repeat('x', {row_bytes}) AS big FROM events LIMIT 60"
+    status, body = _sql(served, sql)
+    assert status == 200 and body["truncated"] is True
+    rows = body["rows"]
+    assert isinstance(rows, list) and 1 <= len(rows) <= MAX_RESULT_BYTES // row_bytes
+
+
+def test_a_query_stopped_while_its_rows_stream_is_a_clean_refusal(
+    served: Served,
+) -> None:
+    # the first rows come at once, the rest only after a cross join of the
+    # lake with itself: the stop arrives while the Arrow stream is read
+    sql = "SELECT 1 AS n UNION ALL SELECT count(*) FROM events a, events b, events c"
+    assert _sql(served, sql) == (
+        400,
+        {"detail": "query ran longer than 2 s and was stopped"},
+    )

@@ -159,6 +159,36 @@ def test_partial_line_waits_for_its_newline(tmp_path, make_follower, inotify):
     assert seen.lines == ["first", "second"]
 
 
+def test_a_long_line_written_in_many_pieces_is_joined_once(
+    tmp_path, make_follower, monkeypatch
+):
+    """A line without its newline yet is not copied again on every read:
+    a log written in small pieces without newlines would cost time
+    growing with the square of its length."""
+    from logweir.sources.reader import LineSplitter
+
+    fed: list[int] = []
+    feed = LineSplitter.feed
+
+    def counting(self: LineSplitter, data: bytes) -> object:
+        fed.append(self.pending_bytes + len(data))  # bytes this call copies
+        return feed(self, data)
+
+    monkeypatch.setattr(LineSplitter, "feed", counting)
+    log = tmp_path / "app.log"
+    log.write_text("first\n")
+    follower = make_follower([str(log)], coalesce_s=0)
+    seen = follow_until(follower, has_lines(1))
+    piece = "x" * 1000
+    for _ in range(40):
+        append(log, piece)
+        settle(follower, seen, 0.01)
+    append(log, "\n")
+    follow_until(follower, has_lines(2), seen)
+    assert seen.lines == ["first", piece * 40]
+    assert sum(fed) < 3 * len(piece) * 40
+
+
 def test_young_file_gets_identity_once_its_first_line_is_complete(
     tmp_path, make_follower
 ):
@@ -283,6 +313,29 @@ def test_copytruncate_copy_matched_by_the_glob_gives_each_line_once(
     old = follower.positions()[seen.rows[0][0]]
     assert old["path"] == str(tmp_path / "app.log.1")
     assert old["offset"] == len(numbered(0, 1010)) and old["active"]
+
+
+@pytest.mark.parametrize("inotify", MODES)
+def test_copytruncate_of_a_young_file_gives_each_line_once(
+    tmp_path, make_follower, inotify
+):
+    """Less than the 4 KiB a copy is known by was read when the copy came:
+    the copy still continues its original, it is not a new file."""
+    log = tmp_path / "app.log"
+    log.write_text(numbered(0, 3))
+    follower = make_follower([str(tmp_path / "app.log*")], use_inotify=inotify)
+    seen = follow_until(follower, has_lines(3))
+    append(log, numbered(3, 6))  # not read before the truncation
+    shutil.copyfile(log, tmp_path / "app.log.1")
+    with open(log, "r+") as handle:
+        handle.truncate(0)
+    append(log, numbered(0, 2, "after"))
+    follow_until(follower, has_lines(8), seen)
+    settle(follower, seen)
+    assert list(seen.by_stream().values()) == [
+        numbered(0, 6).splitlines(),
+        numbered(0, 2, "after").splitlines(),
+    ]
 
 
 def test_copy_older_than_what_was_read_is_not_read_after_truncation(

@@ -10,8 +10,10 @@ Each ``logweir run --source kafka://... --group G --out OUT`` consumer
 writes under OUT/consumers/<id>/. This links every consumer's lake files
 into OUT/events (and rejects/, late/) and merges their window states into
 OUT/logweir.duckdb, so OUT holds what one consumer reading every partition
-would have written. Run it again whenever a fresher view is wanted; see
-docs/kafka.md.
+would have written. Lines that two consumers both hold (one crashed after
+its checkpoint, and another read its partition again from the group's
+older commit) are kept once, by their (source, offset). Run it again
+whenever a fresher view is wanted; see docs/kafka.md.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def handle(args: argparse.Namespace) -> int:
         "windows": summary.windows,
         "linked": summary.linked,
         "unlinked": summary.unlinked,
+        "duplicate_rows": summary.duplicates,
+        "rewritten": summary.rewritten,
     }
     if args.json:
         sys.stdout.write(json.dumps(figures) + "\n")
@@ -55,6 +59,12 @@ def handle(args: argparse.Namespace) -> int:
         sys.stdout.write(
             f"merged {len(summary.consumers)} consumers "
             f"({', '.join(summary.consumers)}): {summary.events:,} events in "
-            f"{summary.files} lake files, {summary.windows:,} windows\n"
+            f"{summary.files} lake files, {summary.windows:,} windows"
+            + (
+                f"; {summary.duplicates:,} rows held twice kept once"
+                if summary.duplicates
+                else ""
+            )
+            + "\n"
         )
     return 0

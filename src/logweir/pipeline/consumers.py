@@ -20,14 +20,31 @@ it:
 
 * ``OUT/events``, ``OUT/rejects``, ``OUT/late``: hard links to every
   consumer's files (the links of files a consumer has since deleted are
-  removed), so ``logweir query --out OUT`` reads the whole lake;
+  removed), so ``logweir query --out OUT`` reads the whole lake, each line
+  once (below);
 * ``OUT/logweir.duckdb``: the windows. Each consumer's partial window
-  state is built from its lake files, the states are merged with
+  state is built from its share of the lake, the states are merged with
   :meth:`~logweir.windows.WindowAggregator.merge` in consumer order, and
   the merged windows replace those in the store. Every window state
   merges exactly (sums, histogram buckets, HyperLogLog registers), so the
   result equals one consumer's, whichever partitions each consumer held
   and however they moved.
+
+*Each line once.* Two consumers can hold the same lines: one that dies
+after its checkpoint but before its broker commit, and stays away until
+the group hands its partitions to another member, has lines in its
+output that the other member reads again from the group's older commit
+(a consumer whose session expired while it was still writing does the
+same). A line's identity ``(source, offset)`` is the same in both copies
+(docs/kafka.md), and every file's name gives its stream and the offset
+range ``[start, end)`` it covers, so the merge finds such copies from the
+names alone: files whose ranges overlap no other file's are linked as they
+are; where ranges of one stream overlap, the rows of those files are read
+and each ``(source, offset)`` is kept once, from the first consumer (by
+id) and the earliest range, and a file that lost rows is written anew,
+under its own name, in ``OUT`` instead of linked. This is exact whatever
+the timing of the crash, the rebalance and the commits: it does not ask
+who committed what when.
 
 Why from the lake and not from the consumers' checkpointed states: a
 consumer forgets a window's state once the window is emitted, and its
@@ -39,6 +56,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,7 +68,8 @@ from logweir.errors import ConfigError, SinkError
 from logweir.pipeline.checkpoint import STREAM_OUTPUTS, load_checkpoint
 from logweir.pipeline.config import RunConfig
 from logweir.sinks import STORE_NAME, AggregateStore
-from logweir.sinks.lake import check_name
+from logweir.sinks.lake import LakeWriter, check_name
+from logweir.sinks.rejects import RejectWriter
 from logweir.sources.kafka import KafkaSource, parse_kafka_url
 from logweir.sources.stream import Positions
 from logweir.windows import WindowAggregator, parse_windows
@@ -58,6 +77,12 @@ from logweir.windows import WindowAggregator, parse_windows
 logger = logging.getLogger(__name__)
 
 CONSUMERS_DIR = "consumers"
+
+#: A stream's file name (:func:`~logweir.pipeline.checkpoint.output_name`):
+#: the stream's name part, then the first and the past-the-end position.
+_RANGE_NAME = re.compile(r"^(?P<name>.+)-(?P<start>\d{16})-(?P<end>\d{16})$")
+#: Helper column of the deduplication: which file a row came from.
+_FILE = "__logweir_file"
 
 
 def default_consumer_id() -> str:
@@ -120,6 +145,10 @@ class MergeSummary:
     windows: int = 0
     linked: int = 0
     unlinked: int = 0
+    #: Rows held by two consumers (or twice by one) and kept once.
+    duplicates: int = 0
+    #: Files written anew in OUT because they lost such rows.
+    rewritten: int = 0
 
 
 def merge_consumers(out: Path) -> MergeSummary:
@@ -135,18 +164,21 @@ def merge_consumers(out: Path) -> MergeSummary:
         raise ConfigError(f"{str(out)!r} holds no {CONSUMERS_DIR}/ from --source runs")
     summary = MergeSummary(consumers=[folder.name for folder in folders])
     settings = _common_settings(folders)
-    files = {
-        kind: _unique_files(folders, kind) for kind in STREAM_OUTPUTS
-    }  # relative path -> the first consumer's file
-    for kind, chosen in files.items():
-        linked, unlinked = _sync_links(out / kind, chosen)
+    chosen = {kind: _choose(folders, kind, summary) for kind in STREAM_OUTPUTS}
+    for kind, files in chosen.items():
+        linked, unlinked, rewritten = _sync(out, kind, files)
         summary.linked += linked
         summary.unlinked += unlinked
+        summary.rewritten += rewritten
     merged: WindowAggregator | None = None
     for folder in folders:
         part = _new_aggregator(settings)
-        for path in _files_of(folder, files["events"]):
-            events = pl.read_parquet(path, hive_partitioning=False)
+        for share in sorted(chosen["events"].values(), key=lambda c: c.path):
+            if share.owner != folder.name:
+                continue
+            events = share.rows
+            if events is None:
+                events = pl.read_parquet(share.path, hive_partitioning=False)
             part.update(events)
             summary.files += 1
             summary.events += events.height
@@ -162,11 +194,13 @@ def merge_consumers(out: Path) -> MergeSummary:
         rows.select("window_size_s", "window_step_s", "window_start").unique().height
     )
     logger.info(
-        "merge: %d consumers, %d lake files, %d events, %d windows",
+        "merge: %d consumers, %d lake files, %d events, %d windows, "
+        "%d duplicate rows dropped",
         len(folders),
         summary.files,
         summary.events,
         summary.windows,
+        summary.duplicates,
     )
     return summary
 
@@ -217,55 +251,171 @@ def _committed_files(folder: Path, kind: str) -> Iterator[Path]:
         yield from (p for p in root.rglob("*.parquet") if not p.name.startswith("."))
 
 
-def _unique_files(folders: list[Path], kind: str) -> dict[Path, Path]:
-    """Relative path -> file, the first consumer's where two hold one name.
+@dataclass
+class _Chosen:
+    """One file of the merged output: a consumer's file, linked whole, or
+    the rows of it that no earlier file holds (``rows``), written anew."""
 
-    A name is a stream and an offset range: two consumers hold the same
-    name only if both committed the same lines (see docs/kafka.md).
+    owner: str
+    path: Path
+    rows: pl.DataFrame | None = None
+
+
+@dataclass
+class _Piece:
+    """The files one consumer wrote for one stream's range ``[start, end)``
+    (one per hour folder for the lake; they share the name)."""
+
+    order: int
+    owner: str
+    start: int
+    end: int
+    files: list[tuple[Path, Path]] = field(default_factory=list)  # relative, path
+
+
+def _choose(
+    folders: list[Path], kind: str, summary: MergeSummary
+) -> dict[Path, _Chosen]:
+    """Relative path in ``OUT/kind`` -> what goes there: every row once.
+
+    Files are grouped by stream and range (from their names). Pieces of a
+    stream whose ranges overlap no other are taken whole; overlapping ones
+    are deduplicated by ``(source, offset)`` (module docstring). A file
+    whose name is not a stream's range (a batch run's) is taken as it is,
+    the first consumer's where two hold the name.
     """
-    chosen: dict[Path, Path] = {}
-    owner: dict[Path, str] = {}
-    for folder in folders:
+    chosen: dict[Path, _Chosen] = {}
+    streams: dict[str, dict[tuple[str, int, int], _Piece]] = {}
+    for order, folder in enumerate(folders):
         for path in sorted(_committed_files(folder, kind)):
             relative = path.relative_to(folder / kind)
-            if relative in chosen:
-                logger.warning(
-                    "merge: %s/%s is in consumers %s and %s; keeping the first",
-                    kind,
-                    relative,
-                    owner[relative],
-                    folder.name,
-                )
+            match = _RANGE_NAME.match(path.name.removesuffix(".parquet"))
+            if match is None:
+                if relative not in chosen:
+                    chosen[relative] = _Chosen(folder.name, path)
                 continue
-            chosen[relative] = path
-            owner[relative] = folder.name
+            start, end = int(match["start"]), int(match["end"])
+            pieces = streams.setdefault(match["name"], {})
+            piece = pieces.get((folder.name, start, end))
+            if piece is None:
+                piece = pieces[(folder.name, start, end)] = _Piece(
+                    order, folder.name, start, end
+                )
+            piece.files.append((relative, path))
+    for name, pieces in streams.items():
+        for group in _overlapping(list(pieces.values())):
+            if len(group) == 1:
+                for relative, path in group[0].files:
+                    chosen[relative] = _Chosen(group[0].owner, path)
+                continue
+            _dedupe(kind, name, group, chosen, summary)
     return chosen
 
 
-def _files_of(folder: Path, chosen: dict[Path, Path]) -> list[Path]:
-    return sorted(path for path in chosen.values() if path.is_relative_to(folder))
+def _overlapping(pieces: list[_Piece]) -> list[list[_Piece]]:
+    """``pieces`` in groups whose ranges overlap (chained), by start."""
+    groups: list[list[_Piece]] = []
+    reach = -1
+    for piece in sorted(pieces, key=lambda p: (p.start, p.end, p.order)):
+        if groups and piece.start < reach:
+            groups[-1].append(piece)
+            reach = max(reach, piece.end)
+        else:
+            groups.append([piece])
+            reach = piece.end
+    return groups
 
 
-def _sync_links(root: Path, chosen: dict[Path, Path]) -> tuple[int, int]:
-    """Make ``root`` hold a hard link to each chosen file and nothing else."""
-    linked = unlinked = 0
+def _dedupe(
+    kind: str,
+    name: str,
+    group: list[_Piece],
+    chosen: dict[Path, _Chosen],
+    summary: MergeSummary,
+) -> None:
+    """Keep each ``(source, offset)`` of overlapping pieces once: from the
+    first consumer, then the earliest range."""
+    ordered = sorted(group, key=lambda p: (p.order, p.start, p.end))
+    files = [
+        (piece, relative, path) for piece in ordered for relative, path in piece.files
+    ]
+    frames = [
+        pl.read_parquet(path, hive_partitioning=False).with_columns(
+            pl.lit(index, pl.UInt32).alias(_FILE)
+        )
+        for index, (_, _, path) in enumerate(files)
+    ]
+    rows = pl.concat(frames, how="diagonal_relaxed")
+    kept = rows.unique(subset=["source", "offset"], keep="first", maintain_order=True)
+    dropped = rows.height - kept.height
+    summary.duplicates += dropped
+    if dropped:
+        logger.warning(
+            "merge: %s of %s: %d rows are in more than one file (%s); kept once",
+            kind,
+            name,
+            dropped,
+            ", ".join(f"{p.owner} {p.start}-{p.end}" for p in ordered),
+        )
+    counts = kept.get_column(_FILE).value_counts()
+    left = dict(zip(counts.get_column(_FILE), counts.get_column("count"), strict=True))
+    for index, (piece, relative, path) in enumerate(files):
+        keep = left.get(index, 0)
+        if keep == 0 or relative in chosen:
+            continue
+        if keep == frames[index].height:
+            chosen[relative] = _Chosen(piece.owner, path)
+        else:
+            own = kept.filter(pl.col(_FILE) == index).drop(_FILE)
+            chosen[relative] = _Chosen(
+                piece.owner, path, own.select(frames[index].drop(_FILE).columns)
+            )
+
+
+def _sync(out: Path, kind: str, chosen: dict[Path, _Chosen]) -> tuple[int, int, int]:
+    """Make ``OUT/kind`` hold what ``chosen`` says and nothing else: hard
+    links to whole files, files written anew for deduplicated ones."""
+    root = out / kind
+    linked = unlinked = rewritten = 0
     if root.is_dir():
         for path in root.rglob("*.parquet"):
             relative = path.relative_to(root)
-            source = chosen.get(relative)
-            if source is None or not path.samefile(source):
+            choice = chosen.get(relative)
+            if (
+                choice is None
+                or (choice.rows is None and not path.samefile(choice.path))
+                or (choice.rows is not None and path.samefile(choice.path))
+            ):
                 path.unlink()
                 unlinked += 1
-    for relative, source in chosen.items():
+    for relative, choice in chosen.items():
         target = root / relative
+        if choice.rows is not None:
+            _write_rows(out, kind, relative, choice.rows)
+            rewritten += 1
+            continue
         if target.exists():
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.link(source, target)
+            os.link(choice.path, target)
         except OSError as error:
             raise SinkError(
-                f"cannot link {source} to {target}: {error.strerror}"
+                f"cannot link {choice.path} to {target}: {error.strerror}"
             ) from None
         linked += 1
-    return linked, unlinked
+    return linked, unlinked, rewritten
+
+
+def _write_rows(out: Path, kind: str, relative: Path, rows: pl.DataFrame) -> None:
+    """Write a deduplicated file at ``OUT/kind/relative`` with the writer
+    that made the original (same layout: an hour's rows stay in its folder)."""
+    stem = relative.name.removesuffix(".parquet")
+    if kind == "rejects":
+        written = RejectWriter(out).write(rows, stem)
+    else:
+        writer = LakeWriter(out)
+        writer.root = out / kind
+        written = writer.write(rows, stem)
+    if written != [out / kind / relative]:
+        raise SinkError(f"merge: rewriting {kind}/{relative} wrote {written} instead")

@@ -223,7 +223,13 @@ class Shipper:
             if batches:
                 last_data = now
                 for batch in batches:
-                    self._produce(batch)
+                    try:
+                        self._produce(batch)
+                    except KafkaException as error:
+                        # The transaction failed (a batch the broker
+                        # refused): the rest of the poll is read again.
+                        source = self._recover(source, error)
+                        break
             due = now - last_commit >= self.config.commit_interval_s
             if self._pending_lines and (
                 due or self._pending_lines >= self.config.commit_lines
@@ -333,9 +339,7 @@ class Shipper:
             else:
                 self._flush()
         except KafkaException as error:
-            if not _abortable(error):
-                raise SinkError(f"{self._where}: {_reason(error)}") from None
-            return self._abort(source, error)
+            return self._recover(source, error)
         self.summary.transactions += 1
         logger.debug(
             "ship: committed %d lines (%d in all)",
@@ -348,13 +352,33 @@ class Shipper:
             self._producer.begin_transaction()
         return source
 
+    def _recover(self, source: StreamSource, error: KafkaException) -> StreamSource:
+        """After ``error`` from the producer: abort the transaction and rewind
+        (:meth:`_abort`) where that is the cure, else raise :class:`SinkError`.
+
+        Once a message of the transaction has failed, librdkafka refuses
+        further ``produce`` calls with ``_STATE`` ("Erroneous state") until
+        the transaction is aborted; that error is as abortable as the one
+        ``commit_transaction`` reports. Were the producer fenced or broken
+        for good, ``abort_transaction`` itself fails, and :meth:`_abort`
+        says so.
+        """
+        if self.config.transactions and (_abortable(error) or _state_error(error)):
+            return self._abort(source, error)
+        raise SinkError(f"{self._where}: {_reason(error)}") from None
+
     def _abort(self, source: StreamSource, error: KafkaException) -> StreamSource:
         logger.warning(
             "ship: transaction aborted (%s); its %d lines go out again",
             _reason(error),
             self._pending_lines,
         )
-        self._call(self._producer.abort_transaction, TRANSACTION_TIMEOUT_S)
+        try:
+            self._call(self._producer.abort_transaction, TRANSACTION_TIMEOUT_S)
+        except KafkaException as fatal:
+            raise SinkError(
+                f"{self._where}: cannot abort the failed transaction: {_reason(fatal)}"
+            ) from None
         self.summary.aborted += 1
         self.summary.lines -= self._pending_lines
         self._pending_lines = 0
@@ -400,6 +424,13 @@ def _abortable(error: KafkaException) -> bool:
     kafka_error = error.args[0] if error.args else None
     return isinstance(kafka_error, KafkaError) and bool(
         kafka_error.txn_requires_abort()
+    )
+
+
+def _state_error(error: KafkaException) -> bool:
+    kafka_error = error.args[0] if error.args else None
+    return isinstance(kafka_error, KafkaError) and kafka_error.code() == (
+        KafkaError._STATE
     )
 
 

@@ -14,13 +14,16 @@
   the source to commit once the writer has checkpointed.
 * the **main loop** parses each batch with the one compiled format
   (detected from the first lines when none is given), counts it into the
-  windows and keeps its events, rejects and late events per stream. Every
-  ``publish_interval`` it forms the rows of the open windows that changed
-  since the last time (:meth:`WindowAggregator.peek`) and replaces them in
-  the store, so a line is readable in its window within about that long
-  after it is read. When the pipeline's watermark (the smallest of the
-  streams' watermarks) passes a window's end, the window is emitted: its
-  final rows replace the partial ones and the detectors judge it. Every
+  windows and keeps its events, rejects and late events per stream. At
+  every publish it forms the rows of the open windows that changed since
+  the last time (:meth:`WindowAggregator.peek`) and replaces them in the
+  store, so a line is readable in its window within about one publish
+  interval after it is read. Publishes come every ``publish_interval`` at
+  high rates and up to a second apart at low ones, so that their fixed
+  cost stays within a CPU budget per line (:meth:`_next_interval_s`).
+  When the pipeline's watermark (the smallest of the streams'
+  watermarks) passes a window's end, the window is emitted: its final
+  rows replace the partial ones and the detectors judge it. Every
   ``commit_interval`` (or ``commit_size`` of input) it cuts a *unit*: the
   buffered frames, the positions of the last poll in it, the window and
   detector state as of that poll, and hands it to the writer.
@@ -100,9 +103,12 @@ DETECT_WAIT_S = 1.0
 #: pipeline's watermark back (a file rotated away, an idle partition).
 STREAM_IDLE_S = 60.0
 #: Windows spanning at most this many panes are refreshed at every
-#: publish; longer ones (1 h of 1 min panes) every LONG_PUBLISH_S.
+#: publish; longer ones (1 h of 1 min panes) every LONG_PUBLISH_S, or
+#: every LONG_PUBLISHES publishes when the interval is stretched (low
+#: rates), since forming them costs as much as the short ones together.
 SHORT_PANES = 10
 LONG_PUBLISH_S = 1.0
+LONG_PUBLISHES = 3
 #: CPU budget of publishing per line: forming and storing the changed
 #: windows' rows costs a few ms however few lines changed them, so
 #: publishes are spaced so that they cost at most this many seconds per
@@ -352,9 +358,10 @@ class StreamPipeline:
         self._unpublished: list[pl.Series] = []
         self._last_publish = time.monotonic()
         self._last_full_publish = time.monotonic()
-        #: Main-thread CPU and lines of the cycle under way, and running
-        #: means of a cycle's CPU and of the line rate (see _publish_every_s).
-        self._cycle_cpu_s = 0.0
+        #: Lines of the cycle under way, when its first poll was read, whether
+        #: it found the pipeline behind; running means of a publish's CPU
+        #: time and of the line rate; the interval they give (see
+        #: _next_interval_s).
         self._cycle_lines = 0
         self._cycle_read_at: float | None = None
         self._cycle_behind = False
@@ -364,9 +371,10 @@ class StreamPipeline:
         self._rate = 0.0
         self._interval_s = config.publish_interval_s
         self._held_item: _Polled | _Barrier | _Failed | None = None
+        self._last_barrier: _Barrier | None = None
         pane_s = self.aggregator.config.pane_s
         #: Windows up to this size are refreshed at every publish, longer
-        #: ones every LONG_PUBLISH_S (they cost more to form).
+        #: ones less often (they cost more to form; see LONG_PUBLISH_S).
         specs = self.aggregator.config.specs
         short = [spec.size_s for spec in specs if spec.size_s <= SHORT_PANES * pane_s]
         self._short_s = max(short) if short else 0
@@ -519,10 +527,14 @@ class StreamPipeline:
         return polls
 
     def _idle_for(self, seconds: float) -> bool:
+        # A revoke under way blocks the reader until its barrier unit is
+        # written: that is no idle source.
+        barrier = self._last_barrier
         return (
             time.monotonic() - self._last_data >= seconds
             and self._read_queue.empty()
             and not self._pending
+            and (barrier is None or barrier.done.is_set())
         )
 
     def _tick(self) -> None:
@@ -627,13 +639,11 @@ class StreamPipeline:
             if lines >= DETECT_LINES:
                 self._finish_pending()
             return
-        started = time.thread_time()
         if self._cycle_read_at is None:
             self._cycle_read_at = polls[0].read_at
         for batch in _joined([batch for polled in polls for batch in polled.batches]):
             self._take_batch(batch)
             self._cycle_lines += len(batch.lines)
-        self._cycle_cpu_s += time.thread_time() - started
         self._unit.polls += len(polls)
         self._positions = polls[-1].positions
 
@@ -787,7 +797,8 @@ class StreamPipeline:
         started = time.thread_time()
         began = time.monotonic()
         longest_s = None
-        if not full and time.monotonic() - self._last_full_publish < LONG_PUBLISH_S:
+        long_every_s = max(LONG_PUBLISH_S, LONG_PUBLISHES * self._interval_s)
+        if not full and time.monotonic() - self._last_full_publish < long_every_s:
             longest_s = self._short_s
         else:
             self._last_full_publish = time.monotonic()
@@ -805,7 +816,6 @@ class StreamPipeline:
         self._interval_s = self._next_interval_s(
             began - self._last_publish, publish_cpu_s
         )
-        self._cycle_cpu_s = 0.0
         self._cycle_lines = 0
         self._cycle_read_at = None
         self._cycle_behind = False
@@ -894,6 +904,8 @@ class StreamPipeline:
             seq=self._seq,
         )
         unit.barrier = barrier
+        if barrier is not None:
+            self._last_barrier = barrier
         if barrier is not None:
             # Revoked streams stop holding the watermark back. They stay in
             # the checkpoint: recovery deletes the files of streams it does

@@ -16,11 +16,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from logweir.errors import SinkError
 from logweir.pipeline.report import RunReport, human_bytes
 from logweir.serve import data
 from logweir.serve.reader import StoreReader
 from logweir.serve.render import Headline, panels_html, report_page, top_table
-from logweir.sinks.atomic import write_atomically
+from logweir.sinks.atomic import describe, write_atomically
 
 #: Most points a chart of the report draws; a longer run uses larger windows.
 MAX_POINTS = 720
@@ -115,6 +116,29 @@ def _overview(cursor: Any, report: RunReport) -> data.Overview:
 
 
 def write_html_report(report: RunReport, path: Path) -> Path:
-    """Write the report of ``report``'s run to ``path``, whole or not at all."""
+    """Write the report of ``report``'s run to ``path``, whole or not at all.
+
+    Raises :class:`SinkError` naming ``path`` and the cause; the run's
+    output is complete by then, and the message says so.
+    """
+    kept = f"the run's output in {report.summary.out} is complete"
+    problem = _unwritable(path)
+    if problem is not None:
+        raise SinkError(f"cannot write the report {path}: {problem} ({kept})")
     text = report_html(report)
-    return write_atomically(path, lambda target: target.write_text(text, "utf-8"))
+    try:
+        return write_atomically(path, lambda target: target.write_text(text, "utf-8"))
+    except SinkError as error:
+        cause = error.__cause__
+        why = describe(cause) if isinstance(cause, OSError) else str(error)
+        raise SinkError(f"cannot write the report {path}: {why} ({kept})") from None
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot become a file, when that shows without trying."""
+    if path.is_dir():
+        return "is a folder"
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else f"{parent.name} is not a folder"
+    return None

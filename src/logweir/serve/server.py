@@ -95,7 +95,10 @@ def loopback_hosts(address: Address) -> list[str] | None:
     """
     if not address.loopback:
         return None
-    return ["127.0.0.1", "localhost", "::1", "[::1]"]
+    hosts = ["127.0.0.1", "localhost", "::1", "[::1]"]
+    # any of 127/8 may be listened on; its own name must then be accepted
+    own = f"[{address.host}]" if ":" in address.host else address.host
+    return hosts if own in hosts else [*hosts, own]
 
 
 def _config(app: FastAPI, address: Address) -> uvicorn.Config:

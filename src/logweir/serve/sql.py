@@ -14,8 +14,8 @@ A query passes three gates before and while it runs:
    that slipped through could not change the store, and a timer calls
    ``interrupt()`` on its cursor when the time limit passes.
 
-Rows are fetched in Arrow batches until the row limit is reached; the rest
-of the result is never read.
+Rows are fetched in Arrow batches until the row limit, or
+:data:`MAX_RESULT_BYTES`, is reached; the rest of the result is never read.
 """
 
 from __future__ import annotations
@@ -36,6 +36,13 @@ from logweir.serve.reader import StoreReader
 
 #: Longest SQL text the endpoint accepts.
 MAX_SQL_CHARS = 20_000
+
+#: Most bytes of result (in Arrow) a query returns, whatever its row count:
+#: a few wide rows must not fill the server's memory as JSON.
+MAX_RESULT_BYTES = 16 << 20
+
+#: Rows fetched at a time (DuckDB computes 2048 at a time anyway).
+_FETCH_ROWS = 2048
 
 
 class QueryRefused(LogweirError):
@@ -142,7 +149,7 @@ def run_readonly(
         timer.start()
         try:
             columns, rows, truncated = _fetch(cursor, sql, max_rows)
-        except duckdb.InterruptException:
+        except (duckdb.InterruptException, _StreamInterrupted):
             if reader.closed:
                 raise QueryRefused("query stopped: the server is closing") from None
             raise QueryRefused(
@@ -169,12 +176,56 @@ def _fetch(
         return [], [], False
     columns = list(zip(relation.columns, map(str, relation.types), strict=True))
     rows: list[list[Any]] = []
-    for batch in relation.to_arrow_reader(min(max_rows + 1, 10_000)):
-        values = [_python_values(column) for column in batch.columns]
-        rows.extend(list(row) for row in zip(*values, strict=True))
+    size = 0
+    for batch in _batches(relation.to_arrow_reader(min(max_rows + 1, _FETCH_ROWS))):
+        if size + batch.nbytes > MAX_RESULT_BYTES:
+            batch = _within(batch, MAX_RESULT_BYTES - size)
+            rows.extend(_rows(batch))
+            return columns, rows[:max_rows], True
+        size += batch.nbytes
+        rows.extend(_rows(batch))
         if len(rows) > max_rows:
             return columns, rows[:max_rows], True
     return columns, rows, False
+
+
+class _StreamInterrupted(Exception):
+    """DuckDB's interrupt, as it reaches a reader of its Arrow stream."""
+
+
+def _batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """``reader``'s batches; its errors as DuckDB's own.
+
+    Through the Arrow stream, an interrupt or a failure arrives as Arrow's
+    ``OSError`` carrying DuckDB's message, not as a ``duckdb.Error``.
+    """
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowException) as error:
+            if "INTERRUPT" in str(error):
+                raise _StreamInterrupted from error
+            raise duckdb.Error(str(error)) from error
+        yield batch
+
+
+def _rows(batch: pa.RecordBatch) -> list[list[Any]]:
+    values = [_python_values(column) for column in batch.columns]
+    return [list(row) for row in zip(*values, strict=True)]
+
+
+def _within(batch: pa.RecordBatch, budget: int) -> pa.RecordBatch:
+    """The first rows of ``batch`` that fit in ``budget`` bytes (maybe none)."""
+    low, high = 0, batch.num_rows
+    while low < high:  # the longest prefix within budget
+        middle = (low + high + 1) // 2
+        if batch.slice(0, middle).nbytes <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return batch.slice(0, low)
 
 
 def _python_values(column: pa.Array) -> list[Any]:

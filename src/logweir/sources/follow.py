@@ -639,14 +639,19 @@ class Follower:
         A copy starts with the same bytes as its original, as far as the
         original was read: the whole of ``head`` (up to HEAD_BYTES) must
         lie within the bytes known of the original. A truncated original
-        (copytruncate) is preferred to one still open.
+        (copytruncate) is preferred to one still open. Of a young original
+        less than ``head`` may have been read when the copy turns up; it is
+        still the original if its own file starts with all of ``head``, or
+        if that file was truncated since (copytruncate in progress).
         """
         found: list[_Stream] = []
         digest = ""
         for stream in self._streams.values():
-            if (stream.device, stream.inode) == file.key:
+            if (stream.device, stream.inode) == file.key or not head:
                 continue
-            if stream.check_bytes < len(head) or not head:
+            if stream.check_bytes < len(head):
+                if self._outgrown_by_copy(stream, head):
+                    found.append(stream)
                 continue
             if stream.check:
                 if stream.check[: len(head)] != head:
@@ -658,6 +663,21 @@ class Follower:
             found.append(stream)
         found.sort(key=lambda s: (not (s.truncated and not s.active), not s.active))
         return found[0] if found else None
+
+    def _outgrown_by_copy(self, stream: _Stream, head: bytes) -> bool:
+        """Whether ``head``, longer than what is known of ``stream``, copies it."""
+        if not stream.check or not head.startswith(stream.check):
+            return False
+        if stream.truncated and not stream.active:
+            return True  # copytruncate noticed; the copy holds what was lost
+        original = self._files.get((stream.device, stream.inode))
+        if original is None or original.stream is not stream:
+            return False
+        size = os.fstat(original.fd).st_size
+        now = os.pread(original.fd, len(head), 0)
+        # starts with the whole head: a copy; truncated meanwhile: most
+        # likely copytruncate, decided once the truncation is taken in
+        return now == head or size < original.read_offset or not self._intact(original)
 
     def _continues(self, file: _File, original: _Stream) -> bool:
         """Whether the copy ``file`` holds lines of ``original`` not yet read.

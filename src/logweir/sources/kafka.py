@@ -22,13 +22,18 @@ partition and poll. Each message is one line (the shipper,
   of them while they are still ours. Messages of those partitions fetched
   but not yet handed out are dropped: their next owner reads them from the
   committed offset.
-* Where a partition starts when it is assigned: the pipeline's own
-  checkpointed offset when the last commit on the broker was made by this
-  consumer (so a consumer that crashed after its checkpoint but before its
-  broker commit resumes exactly where its state ends); after another
-  consumer's commit, the later of the two (lines before it are in some
-  consumer's output already); with neither, the earliest offset. Each
-  commit carries the consumer's id as metadata for this test.
+* Where a partition starts when it is assigned: this consumer's own
+  position (the pipeline's checkpointed offset on a first assignment; what
+  it has handed out since when a partition comes back within one run) when
+  the last commit on the broker was made by this consumer (so a consumer
+  that crashed after its checkpoint but before its broker commit resumes
+  exactly where its state ends); after another consumer's commit, the
+  later of the two (lines before it are in some consumer's output
+  already); with neither, the earliest offset. Each commit carries the
+  consumer's id as metadata for this test. Where two consumers' outputs
+  both hold some lines (a crash between checkpoint and commit followed by
+  a takeover from the older commit), ``logweir merge`` keeps them once
+  (:mod:`logweir.pipeline.consumers`).
 
 Consumers use static membership (``group.instance.id`` is the consumer
 id), so a consumer restarted after a crash takes its partitions back at
@@ -36,12 +41,22 @@ once instead of after a session timeout, and a second process started
 with the same id is fenced off with an error. Messages are read
 ``read_committed``: the shipper writes in transactions, and lines of an
 aborted transaction are never seen.
+
+Test hook: where the environment variable named by :data:`EXIT_AT_COMMIT_ENV`
+holds a number N, the N-th :meth:`KafkaSource.commit` that has offsets to
+commit ends the process with :data:`EXIT_AT_COMMIT_STATUS` instead
+(``os._exit``: no cleanup, no leaving the group). The pipeline calls
+``commit`` only after its checkpoint is written, so this is a crash exactly
+between the checkpoint and the broker commit; the tests use it to show that
+``logweir merge`` still counts every line once when another consumer then
+reads the same offsets again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -74,6 +89,10 @@ FIRST_DATA_WAIT_S = 5.0
 _URL = re.compile(r"^kafka://(?P<servers>[^/]+)/(?P<topic>[^/]+)/?$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _METADATA_KEY = "logweir_consumer"
+
+#: Test hook (see the module docstring): exit at the N-th commit.
+EXIT_AT_COMMIT_ENV = "LOGWEIR_TEST_KAFKA_EXIT_AT_COMMIT"
+EXIT_AT_COMMIT_STATUS = 86
 
 
 @dataclass(frozen=True)
@@ -177,8 +196,7 @@ class KafkaSource:
         self.group = group
         self.consumer_id = consumer_id
         self._max_lines = max_batch_lines
-        self._resume: dict[str, int] = _check_positions(positions or {})
-        self._next: dict[str, int] = dict(self._resume)
+        self._next: dict[str, int] = _check_positions(positions or {})
         self._assigned: set[int] = set()
         self._handler: RevokeHandler | None = None
         self._closed = False
@@ -188,6 +206,8 @@ class KafkaSource:
         self._held: list[Message] = []
         self._hold_until = 0.0
         self._metadata = json.dumps({_METADATA_KEY: consumer_id})
+        self._commits = 0
+        self._exit_at_commit = _exit_at_commit()
         settings: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "group.id": group,
@@ -331,6 +351,11 @@ class KafkaSource:
                 )
         if not offsets:
             return
+        self._commits += 1
+        if self._commits == self._exit_at_commit:
+            logger.warning("kafka: %s set: exiting before commit", EXIT_AT_COMMIT_ENV)
+            logging.shutdown()
+            os._exit(EXIT_AT_COMMIT_STATUS)
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as error:
@@ -398,7 +423,10 @@ class KafkaSource:
     def _start_offset(self, tp: TopicPartition, committed: TopicPartition) -> int:
         """Where an assigned partition starts (see the module docstring)."""
         stream = stream_name(tp.topic, tp.partition)
-        local = self._resume.get(stream)
+        # Where this consumer's output of the partition ends: its checkpoint
+        # on a first assignment, what it has handed out since (and the
+        # pipeline writes) when the partition comes back within one run.
+        local = self._next.get(stream)
         ours = _committer(committed.metadata) == self.consumer_id
         if local is not None and (committed.offset < 0 or ours):
             return local
@@ -406,11 +434,11 @@ class KafkaSource:
             # Our checkpoint went past the group's commit, and another
             # consumer committed since: our output has [committed, local),
             # so go on from there; whatever of that range the other one
-            # read is in both outputs (docs/kafka.md, Limits).
+            # read is in both outputs, and `logweir merge` keeps it once.
             logger.warning(
                 "kafka: %s offsets %d to %d are in this consumer's checkpoint, "
                 "but %s committed %d since; lines of that range it read are "
-                "in both outputs",
+                "in both outputs (logweir merge counts them once)",
                 stream,
                 committed.offset,
                 local,
@@ -480,6 +508,15 @@ def _check_positions(positions: Positions) -> dict[str, int]:
             raise SourceError(f"bad Kafka position for {stream}: {offset!r}")
         checked[stream] = offset
     return checked
+
+
+def _exit_at_commit() -> int | None:
+    value = os.environ.get(EXIT_AT_COMMIT_ENV, "")
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{EXIT_AT_COMMIT_ENV}={value!r}: give a positive number")
+    return int(value)
 
 
 def _committer(metadata: str | None) -> str | None:

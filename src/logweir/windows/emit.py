@@ -46,7 +46,8 @@ class _Plan:
     * ``windows``: ``wid, spec, start_s`` (one row per window);
     * ``spans``: ``wid, pid`` (one row per window and pane it spans);
     * ``panes``: ``pid, pane`` (the panes any window needs);
-    * ``groups``: ``gid, dimension, key``; ``cell_groups``: ``cell, gid``.
+    * ``groups``: ``gid, dimension, key``; ``cell_groups``: ``cell, gid``;
+    * ``tables``: the state's tables, only the rows of those panes.
     """
 
     windows: pl.DataFrame
@@ -54,6 +55,7 @@ class _Plan:
     panes: pl.DataFrame
     groups: pl.DataFrame
     cell_groups: pl.DataFrame
+    tables: dict[str, pl.DataFrame]
 
 
 def emit(state: PaneState, windows: pl.DataFrame) -> pl.DataFrame:
@@ -100,7 +102,22 @@ def _plan(state: PaneState, windows: pl.DataFrame) -> _Plan:
         panes=panes,
         groups=groups,
         cell_groups=cell_groups,
+        tables=_needed_rows(state, panes.get_column("pane")),
     )
+
+
+def _needed_rows(state: PaneState, panes: pl.Series) -> dict[str, pl.DataFrame]:
+    """The state's tables cut to ``panes``, once for every step below.
+
+    Follow mode forms the one or two open windows of each size from a
+    state holding an hour of panes; without the cut every step would hash
+    every pane's rows only to join most of them away.
+    """
+    frames = {name: table.frame() for name, table in state.tables.items()}
+    if len(state.hll) <= panes.len():
+        return frames  # (nearly) every pane is needed: the cut saves nothing
+    wanted = pl.col("pane").is_in(panes.implode())
+    return {name: frame.filter(wanted) for name, frame in frames.items()}
 
 
 #: The group numbering of the last group map seen (follow mode forms rows
@@ -145,7 +162,7 @@ def _small_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
     """Exact counting columns for the overall and small-dimension rows."""
     status = pl.col("status_class")
     per_pane = (
-        _per_pane(state.tables["numeric"].frame(), plan)
+        _per_pane(plan.tables["numeric"], plan)
         .join(state.cells.lazy().select("cell", "status_class"), on="cell")
         .group_by("pid", "gid")
         .agg(
@@ -173,7 +190,7 @@ def _quantile_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
     (window, group) index of each pairing is computed with NumPy lookups
     and all pairings go to :func:`quantiles` at once.
     """
-    hist = state.tables["hist"].frame()
+    hist = plan.tables["hist"]
     groups = plan.groups.height
     pane_ids = plan.panes.get_column("pane").to_numpy()
     panes = hist.get_column("pane").to_numpy()
@@ -243,7 +260,7 @@ def _top_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
     window of one pane lists its pane's items directly; a longer window
     sums its panes first. Item text is gathered only for the items listed.
     """
-    items = state.tables["items"].frame().with_row_index("row")
+    items = plan.tables["items"].with_row_index("row")
     per_pane = _pane_items(state, plan, items)
     single, multi = _split_spans(plan)
     exact = per_pane.join(single, on="pid").with_columns(
@@ -351,8 +368,7 @@ def _unique_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
 def _heavy_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
     """The ``top_n`` busiest keys of each heavy dimension per window."""
     summed = (
-        state.tables["heavy"]
-        .frame()
+        plan.tables["heavy"]
         .lazy()
         .join(plan.panes.lazy(), on="pane")
         .join(plan.spans.lazy(), on="pid")
