@@ -142,8 +142,7 @@ def test_json_sums_are_exact_numbers(
     """sum() of integers is DECIMAL in DuckDB; JSON gets the exact integer."""
     status, stdout, _ = _query(
         capsys,
-        "SELECT sum(bytes) AS total, count(*) AS n, sum(bytes) / 2 AS half "
-        "FROM events",
+        "SELECT sum(bytes) AS total, count(*) AS n, sum(bytes) / 2 AS half FROM events",
         "--out",
         str(out),
         "--format",

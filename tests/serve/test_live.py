@@ -86,7 +86,8 @@ def test_closing_the_reader_stops_queries_so_the_store_can_close(
                 timeout_s=600,
                 max_rows=10,
             )
-        except QueryRefused as error:
+        except (QueryRefused, ReaderClosed) as error:
+            # ReaderClosed: the stop came while the cursor was being set up
             outcome.append(error)
 
     worker = threading.Thread(target=slow_query)
@@ -97,7 +98,10 @@ def test_closing_the_reader_stops_queries_so_the_store_can_close(
     worker.join(timeout=30)
     assert not worker.is_alive()
     store.close()  # DuckDB refuses this while a cursor is busy
-    assert [str(e) for e in outcome] == ["query stopped: the server is closing"]
+    assert [str(e) for e in outcome] in (
+        ["query stopped: the server is closing"],
+        ["the store is closing"],
+    )
     with pytest.raises(ReaderClosed), reader.cursor():
         pass
 

@@ -1,4 +1,4 @@
-"""``--report`` to a place it cannot be written: one clear line, run kept."""
+"""``--report`` to a place it cannot be written: one clear line, before the run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 from serve_helpers import FORMAT
 
 from logweir.cli import main
-from logweir.pipeline.query import run_query
 
 LINE = '10.0.0.1 - - [01/Mar/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "a" 10\n'
 
@@ -22,7 +21,7 @@ LINE = '10.0.0.1 - - [01/Mar/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "a"
         ("a.log/report.html", "a.log is not a folder"),
     ],
 )
-def test_an_unwritable_report_says_why_and_keeps_the_run(
+def test_an_unwritable_report_is_refused_before_the_run_starts(
     tmp_path: Path, target: str, reason: str
 ) -> None:
     log = tmp_path / "a.log"
@@ -36,8 +35,15 @@ def test_an_unwritable_report_says_why_and_keeps_the_run(
              "--report", str(report)]
         )  # fmt: skip
     assert status != 0
-    assert errors.getvalue() == (
-        f"logweir: cannot write the report {report}: {reason} (the run's output "
-        f"in {out} is complete)\n"
-    )
-    assert run_query(out, "SELECT count(*) AS n FROM events").to_dicts() == [{"n": 3}]
+    assert errors.getvalue().startswith(f"logweir: --report {report}")
+    assert errors.getvalue().endswith(f"{reason}\n")
+    assert not out.exists()  # nothing was read or written
+
+
+def test_the_report_target_can_be_checked_before_a_run(tmp_path: Path) -> None:
+    from logweir.errors import ConfigError
+    from logweir.serve.report import check_report_target
+
+    check_report_target(tmp_path / "new" / "report.html")  # made when written
+    with pytest.raises(ConfigError, match=r"^--report .*: is a folder$"):
+        check_report_target(tmp_path)

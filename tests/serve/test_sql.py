@@ -171,3 +171,20 @@ def test_a_query_stopped_while_its_rows_stream_is_a_clean_refusal(
         400,
         {"detail": "query ran longer than 2 s and was stopped"},
     )
+
+
+def test_events_of_an_empty_lake_has_no_rows(tmp_path_factory) -> None:
+    from serve_helpers import FORMAT, run_cli
+
+    folder = tmp_path_factory.mktemp("empty-lake")
+    (folder / "empty.log").write_text("")
+    out = folder / "out"
+    status, _ = run_cli(
+        "run", str(folder / "empty.log"), "--out", str(out), "--format", FORMAT,
+        "--quiet",
+    )  # fmt: skip
+    assert status == 0
+    with serving(out, ServeSettings(sql_enabled=True)) as empty:
+        assert _sql(empty, "SELECT count(*) AS n FROM events")[1]["rows"] == [[0]]
+        status, body = _sql(empty, "SELECT * FROM _nothing")
+        assert body["detail"].endswith("(tables: alerts, events, runs, windows)")

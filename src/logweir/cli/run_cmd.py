@@ -112,9 +112,9 @@ def register(subparsers: Any) -> None:
     follow.add_argument(
         "--serve-token", help="token the server asks for (default: $LOGWEIR_TOKEN)"
     )
-    follow.add_argument(
-        "--enable-sql", action="store_true", help="turn on the server's POST /api/sql"
-    )
+    from logweir.cli.serve_cmd import add_sql_flags
+
+    add_sql_flags(follow)
     kafka = parser.add_argument_group("Kafka consumer mode (see docs/kafka.md)")
     kafka.add_argument(
         "--source", metavar="URL", help="read kafka://HOST:PORT/TOPIC, not files"
@@ -208,6 +208,10 @@ def handle(args: argparse.Namespace) -> int:
     from logweir.pipeline.batch import run_batch
     from logweir.pipeline.config import load_config
 
+    if getattr(args, "report", None) is not None:
+        from logweir.serve.report import check_report_target
+
+        check_report_target(args.report)  # fail before a long run, not after
     overrides = _overrides(args)
     if args.follow:
         overrides["follow"] = overrides.pop("inputs")

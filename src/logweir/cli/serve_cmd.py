@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
-def add_sql_flags(parser: argparse.ArgumentParser) -> None:
+def add_sql_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The SQL endpoint's flags."""
     add = parser.add_argument
     add("--enable-sql", action="store_true", help="turn on POST /api/sql")
@@ -141,9 +141,13 @@ def follow_hook(
     address = parse_addr(args.serve)
     token = args.serve_token or os.environ.get(TOKEN_ENV) or None
     check_bind(address, token)
+    # run's parser may not have the SQL limit flags (add_sql_flags): defaults
+    defaults = ServeSettings()
     settings = ServeSettings(
         token=token,
         sql_enabled=bool(args.enable_sql),
+        sql_timeout_s=float(getattr(args, "sql_timeout", defaults.sql_timeout_s)),
+        sql_max_rows=int(getattr(args, "sql_rows", defaults.sql_max_rows)),
         allowed_hosts=loopback_hosts(address),
     )
 

@@ -389,6 +389,7 @@ def create_app(
 
     @app.exception_handler(QueryRefused)
     async def refused(request: Request, error: QueryRefused) -> Response:
+        logger.info("sql query refused: %s", error)
         return JSONResponse({"detail": str(error)}, status_code=400)
 
     @app.exception_handler(ReaderClosed)

@@ -64,6 +64,11 @@ class StoreReader:
                 "or give --out)"
             )
         db = open_query(out)
+        try:
+            _share_empty_events(db, out)
+        except duckdb.Error:
+            db.close()
+            raise
         reader = cls(out, db.cursor, live=False)
         reader._closers.append(db.close)
         return reader
@@ -109,7 +114,8 @@ class StoreReader:
         """Names of the tables and views ``cursor`` can read (lower case)."""
         rows = cursor.execute(
             "SELECT lower(table_name) FROM information_schema.tables "
-            "WHERE table_schema IN ('main', 'temp')"
+            "WHERE table_schema IN ('main', 'temp') AND table_name NOT LIKE '\\_%' "
+            "ESCAPE '\\'"
         ).fetchall()
         return {str(row[0]) for row in rows}
 
@@ -153,3 +159,17 @@ class StoreReader:
         for close in self._closers:
             close()
         self._closers.clear()
+
+
+def _share_empty_events(db: duckdb.DuckDBPyConnection, out: Path) -> None:
+    """Make the ``events`` of a lake without files readable from cursors.
+
+    :func:`open_query` gives such a lake an ``events`` view over a frame
+    registered on its connection, which its cursors do not see; a table
+    with the same columns and no row is seen by all of them. Names that
+    start with ``_`` are not offered to the SQL endpoint.
+    """
+    if any((out / "events").glob("**/*.parquet")):
+        return
+    db.execute("CREATE OR REPLACE TABLE _events_empty AS FROM events LIMIT 0")
+    db.execute("CREATE OR REPLACE VIEW events AS FROM _events_empty")

@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from logweir.errors import SinkError
+from logweir.errors import ConfigError, SinkError
 from logweir.pipeline.report import RunReport, human_bytes
 from logweir.serve import data
 from logweir.serve.reader import StoreReader
@@ -122,7 +122,7 @@ def write_html_report(report: RunReport, path: Path) -> Path:
     output is complete by then, and the message says so.
     """
     kept = f"the run's output in {report.summary.out} is complete"
-    problem = _unwritable(path)
+    problem = report_target_problem(path)
     if problem is not None:
         raise SinkError(f"cannot write the report {path}: {problem} ({kept})")
     text = report_html(report)
@@ -134,7 +134,18 @@ def write_html_report(report: RunReport, path: Path) -> Path:
         raise SinkError(f"cannot write the report {path}: {why} ({kept})") from None
 
 
-def _unwritable(path: Path) -> str | None:
+def check_report_target(path: Path) -> None:
+    """Raise :class:`ConfigError` if ``path`` plainly cannot take the report.
+
+    For ``logweir run --report`` to call before the run, so that a long
+    run does not end in that error.
+    """
+    problem = report_target_problem(path)
+    if problem is not None:
+        raise ConfigError(f"--report {path}: {problem}")
+
+
+def report_target_problem(path: Path) -> str | None:
     """Why ``path`` cannot become a file, when that shows without trying."""
     if path.is_dir():
         return "is a folder"

@@ -142,12 +142,13 @@ def run_readonly(
     """
     started = time.perf_counter()
     with reader.cursor() as cursor:
-        reader.add_events_view(cursor)
-        check_query(cursor, sql, reader.tables(cursor))
         timer = threading.Timer(timeout_s, cursor.interrupt)
-        cursor.execute("BEGIN TRANSACTION READ ONLY")
-        timer.start()
         try:
+            # inside the try: closing the reader may interrupt any of these
+            reader.add_events_view(cursor)
+            check_query(cursor, sql, reader.tables(cursor))
+            cursor.execute("BEGIN TRANSACTION READ ONLY")
+            timer.start()
             columns, rows, truncated = _fetch(cursor, sql, max_rows)
         except (duckdb.InterruptException, _StreamInterrupted):
             if reader.closed:

@@ -44,7 +44,7 @@ import os
 import stat
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
@@ -185,10 +185,11 @@ class _File:
 
     ``stream`` is None while the file is too young to be identified (no
     complete first line yet) or while it is a copy of a followed file
-    (``copy_of``). ``read_offset`` is the next byte to read:
-    the splitter's position plus the partial line it holds. ``check`` is the
-    file's first bytes as read, up to HEAD_BYTES: a file that no longer
-    starts with them was truncated and written over.
+    (``copy_of``). ``read_offset`` is the next byte to read: the
+    splitter's position plus the partial line it holds (some of it in
+    ``unfed``). ``check`` is the file's first bytes as read, up to
+    HEAD_BYTES: a file that no longer starts with them was truncated and
+    written over.
     """
 
     fd: int
@@ -203,6 +204,10 @@ class _File:
     read_offset: int = 0
     check: bytes = b""
     copy_of: str | None = None
+    #: Bytes read after the splitter's pending ones that hold no newline:
+    #: kept aside, not fed, so a line written in many pieces is joined once.
+    unfed: list[bytes] = field(default_factory=list)
+    unfed_bytes: int = 0
 
     @property
     def key(self) -> _Key:
@@ -809,6 +814,15 @@ class Follower:
     def _feed(self, file: _File, data: bytes) -> SourceBatch | None:
         stream, splitter = file.stream, file.splitter
         assert stream is not None and splitter is not None
+        held = splitter.pending_bytes + file.unfed_bytes + len(data)
+        if b"\n" not in data and held < self._max_line_bytes:
+            file.unfed.append(data)  # feeding would copy the pending bytes again
+            file.unfed_bytes += len(data)
+            return None
+        if file.unfed:
+            data = b"".join([*file.unfed, data])
+            file.unfed.clear()
+            file.unfed_bytes = 0
         start = splitter.position
         lines = splitter.feed(data)
         if lines is None:
@@ -858,7 +872,13 @@ class Follower:
     def _finish(self, file: _File) -> list[SourceBatch]:
         """Hand out a partial last line: its file will not complete it."""
         stream, splitter = file.stream, file.splitter
-        if stream is None or splitter is None or not splitter.pending_bytes:
+        if stream is None or splitter is None:
+            return []
+        if file.unfed:
+            splitter.feed(b"".join(file.unfed))  # no newline: stays pending
+            file.unfed.clear()
+            file.unfed_bytes = 0
+        if not splitter.pending_bytes:
             return []
         start = splitter.position
         lines = splitter.finish()
