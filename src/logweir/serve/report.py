@@ -49,7 +49,8 @@ def _slowest(report: RunReport) -> str:
     if not report.slowest_paths:
         return ""
     lines = "".join(
-        f'<tr><td class="key">{escape(str(row["path"]))}</td>'
+        f'<tr><td class="key" title="{escape(str(row["path"]))}">'
+        f"{escape(str(row['path']))}</td>"
         f'<td class="num">{int(row["requests"]):,}</td>'
         f'<td class="num">{float(row["mean_ms"]):.1f}</td>'
         f'<td class="num">{float(row["p95_ms"]):.1f}</td></tr>'
