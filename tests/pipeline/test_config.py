@@ -95,9 +95,9 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
             "colour = 1",
             "config.toml: colour: unknown key (known: alerts, batch_size, chunk_size, "
             "commit_interval, commit_size, consumer_id, detect, dimensions, "
-            "exit_when_idle, follow, format, group, inputs, lateness, out, "
-            "publish_interval, report, source, strict, timezone, top_n, windows, "
-            "workers)",
+            "exit_when_idle, follow, format, group, inputs, lateness, "
+            "max_publish_interval, out, publish_interval, report, source, strict, "
+            "timezone, top_n, windows, workers)",
         ),
         ("[report]\nbogus = 1", "config.toml: report.bogus: unknown key"),
         (

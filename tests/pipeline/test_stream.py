@@ -382,3 +382,19 @@ def test_durations_in_seconds(text: str, seconds: float) -> None:
 def test_a_bad_duration_names_the_flag() -> None:
     with pytest.raises(Exception, match=r'--commit-interval: "soon" is not a duration'):
         load_config(None, {"commit_interval": "soon"})
+
+
+@pytest.mark.parametrize(("longest", "expected_s"), [("1s", 1.0), ("20ms", 0.02)])
+def test_the_publish_interval_stretches_at_low_rates_up_to_its_cap(
+    tmp_path: Path, longest: str, expected_s: float
+) -> None:
+    """100 lines in a 20 ms cycle (5K lines/s) whose publish took 50 ms of
+    CPU: the budget of 3 µs per line asks for 3.3 s, cut to the cap."""
+    config = config_for(tmp_path / "out", max_publish_interval=longest)
+    pipeline = StreamPipeline(MemorySource({}), config, checkpoint=None)
+    try:
+        pipeline._cycle_lines = 100
+        pipeline._cycle_read_at = time.monotonic()
+        assert pipeline._next_interval_s(0.02, 0.05) == pytest.approx(expected_s)
+    finally:
+        pipeline.store.close()

@@ -99,6 +99,11 @@ def register(subparsers: Any) -> None:
         "--publish-interval", help="how often open windows are updated (50ms)"
     )
     follow.add_argument(
+        "--max-publish-interval",
+        help="at low rates publishing stretches up to this to save CPU (1s); "
+        "equal to --publish-interval for a fixed rhythm",
+    )
+    follow.add_argument(
         "--stats",
         type=Path,
         metavar="PATH",
@@ -154,6 +159,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "exit_when_idle": args.exit_when_idle,
         "commit_interval": args.commit_interval,
         "publish_interval": args.publish_interval,
+        "max_publish_interval": args.max_publish_interval,
         "source": getattr(args, "source", None),
         "group": getattr(args, "group", None),
         "consumer_id": getattr(args, "consumer_id", None),

@@ -768,7 +768,7 @@ class StreamPipeline:
         ``publish_interval`` would cost as much at 1K lines/s as at 100K.
         The interval is stretched so that publishing costs at most
         :data:`PUBLISH_CPU_PER_LINE_S` per line: at high rates that is the
-        configured interval, at low ones up to :data:`MAX_PUBLISH_S`. The
+        configured interval, at low ones up to ``max_publish_interval``. The
         cost and the rate are running means over a few cycles.
         """
         base = self.config.publish_interval_s
@@ -789,7 +789,8 @@ class StreamPipeline:
             mean + (publish_cpu_s - mean) / 4 if mean else publish_cpu_s
         )
         by_budget = self._mean_publish_cpu_s / (self._rate * PUBLISH_CPU_PER_LINE_S)
-        return min(max(base, by_budget), max(base, MAX_PUBLISH_S))
+        longest = max(base, self.config.max_publish_interval_s)
+        return min(max(base, by_budget), longest)
 
     def _publish(self, full: bool = False) -> None:
         """Replace the changed open windows' rows in the store; close the
