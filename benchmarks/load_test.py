@@ -183,10 +183,15 @@ def main() -> None:
     parser.add_argument(
         "--publish-interval", help="passed to logweir run (default: its own)"
     )
+    parser.add_argument(
+        "--max-publish-interval", help="passed to logweir run (default: its own)"
+    )
     args = parser.parse_args()
     extra = []
     if args.publish_interval:
-        extra = ["--publish-interval", args.publish_interval]
+        extra += ["--publish-interval", args.publish_interval]
+    if args.max_publish_interval:
+        extra += ["--max-publish-interval", args.max_publish_interval]
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
         result = run(args.rate, args.seconds, args.tick_ms, args.keep, extra)
