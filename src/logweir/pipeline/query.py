@@ -50,12 +50,12 @@ def open_query(out: Path) -> duckdb.DuckDBPyConnection:
     except duckdb.Error as error:
         db.close()
         raise LogweirError(
-            f"cannot open {str(out)!r} for queries: {_first_line(error)}"
+            f"cannot open {str(out)!r} for queries: {duckdb_message(error)}"
         ) from None
     return db
 
 
-def _first_line(error: BaseException) -> str:
+def duckdb_message(error: BaseException) -> str:
     """DuckDB's message without its multi-line pointer into the SQL."""
     kept = []
     for line in str(error).splitlines():
@@ -76,7 +76,7 @@ def run_query(out: Path, sql: str) -> pl.DataFrame:
         try:
             return frame_of(db.sql(sql))
         except duckdb.Error as error:
-            raise ConfigError(f"query failed: {_first_line(error)}") from None
+            raise ConfigError(f"query failed: {duckdb_message(error)}") from None
 
 
 def frame_of(relation: duckdb.DuckDBPyRelation | None) -> pl.DataFrame:

@@ -32,6 +32,7 @@ import duckdb
 import pyarrow as pa
 
 from logweir.errors import LogweirError
+from logweir.pipeline.query import duckdb_message
 from logweir.serve.reader import StoreReader
 
 #: Longest SQL text the endpoint accepts.
@@ -244,17 +245,6 @@ def _python_values(column: pa.Array) -> list[Any]:
         return list(column.cast(pa.string()).to_pylist())
     except (ValueError, NotImplementedError, pa.ArrowException):
         return [str(value) for value in column]
-
-
-def duckdb_message(error: BaseException) -> str:
-    """DuckDB's message on one line, without its pointer into the SQL."""
-    kept = []
-    for line in str(error).splitlines():
-        if line.startswith("LINE "):
-            break
-        if line.strip():
-            kept.append(line.strip())
-    return " ".join(kept) if kept else type(error).__name__
 
 
 def _rollback(cursor: duckdb.DuckDBPyConnection) -> None:
