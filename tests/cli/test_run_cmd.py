@@ -142,6 +142,40 @@ def test_config_file_and_flags(
     assert capsys.readouterr().out == "window_size_s\n300\n"
 
 
+def test_config_file_report_and_serve_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """[report] html is read from the file's folder; a flag still wins; a
+    [serve] address in a batch run is refused like the flag."""
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    (folder / "a.log").write_text(GOOD * 3, encoding="utf-8")
+    config = folder / "logweir.toml"
+    config.write_text(
+        'inputs = ["a.log"]\nout = "o"\nformat = "combined"\nworkers = 1\n'
+        '[detect]\nenabled = false\n[report]\nhtml = "r.html"\n',
+        encoding="utf-8",
+    )
+    status, _, _ = _run(capsys, "--config", str(config), "--quiet")
+    assert status == 0
+    assert "<html" in (folder / "r.html").read_text(encoding="utf-8")
+    flag_report = tmp_path / "flag.html"
+    status, _, _ = _run(
+        capsys, "--config", str(config), "--quiet", "--report", str(flag_report)
+    )
+    assert status == 0 and flag_report.exists()
+
+    config.write_text(
+        config.read_text(encoding="utf-8") + '[serve]\naddr = "127.0.0.1:8089"\n',
+        encoding="utf-8",
+    )
+    status, _, err = _run(capsys, "--config", str(config), "--quiet")
+    assert status == 2
+    assert err == (
+        "logweir: --serve needs --follow (to look at a finished run: serve)\n"
+    )
+
+
 def test_rejects_are_counted_by_reason(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

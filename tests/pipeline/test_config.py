@@ -96,8 +96,8 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
             "config.toml: colour: unknown key (known: alerts, batch_size, chunk_size, "
             "commit_interval, commit_size, consumer_id, detect, dimensions, "
             "exit_when_idle, follow, format, group, inputs, lateness, "
-            "max_publish_interval, out, publish_interval, report, source, strict, "
-            "timezone, top_n, windows, workers)",
+            "max_publish_interval, out, publish_interval, report, serve, source, "
+            "stats, strict, timezone, top_n, windows, workers)",
         ),
         ("[report]\nbogus = 1", "config.toml: report.bogus: unknown key"),
         (

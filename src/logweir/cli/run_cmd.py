@@ -120,6 +120,8 @@ def register(subparsers: Any) -> None:
     from logweir.cli.serve_cmd import add_sql_flags
 
     add_sql_flags(follow)
+    # None: not given, so the config file's [serve] values (or defaults) apply.
+    parser.set_defaults(sql_timeout=None, sql_rows=None)
     kafka = parser.add_argument_group("Kafka consumer mode (see docs/kafka.md)")
     kafka.add_argument(
         "--source", metavar="URL", help="read kafka://HOST:PORT/TOPIC, not files"
@@ -214,14 +216,15 @@ def handle(args: argparse.Namespace) -> int:
     from logweir.pipeline.batch import run_batch
     from logweir.pipeline.config import load_config
 
-    if getattr(args, "report", None) is not None:
-        from logweir.serve.report import check_report_target
-
-        check_report_target(args.report)  # fail before a long run, not after
     overrides = _overrides(args)
     if args.follow:
         overrides["follow"] = overrides.pop("inputs")
     config = load_config(args.config, overrides)
+    _take_file_settings(args, config)
+    if args.report is not None:
+        from logweir.serve.report import check_report_target
+
+        check_report_target(args.report)  # fail before a long run, not after
     if config.source is not None:
         from logweir.cli.serve_cmd import follow_hook
         from logweir.pipeline.consumers import kafka_config
@@ -243,6 +246,22 @@ def handle(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     return _print_report(args, config, summary)
+
+
+def _take_file_settings(args: argparse.Namespace, config: RunConfig) -> None:
+    """Settings the flags handle themselves, from the config file where the
+    flag was not given: ``[report] html``, ``stats`` and ``[serve]``."""
+    if args.report is None and config.report.html is not None:
+        args.report = Path(config.report.html)
+    if args.stats is None and config.stats is not None:
+        args.stats = Path(config.stats)
+    if args.serve is None:
+        args.serve = config.serve.addr
+    args.enable_sql = args.enable_sql or config.serve.enable_sql
+    if args.sql_timeout is None:
+        args.sql_timeout = config.serve.sql_timeout
+    if args.sql_rows is None:
+        args.sql_rows = config.serve.sql_rows
 
 
 def _print_report(

@@ -36,6 +36,13 @@ A config file holds the same keys as the flags (``logweir run --help``)::
 
     [report]
     top = 10
+    html = "report.html"         # also write the report as one HTML file
+
+    [serve]                      # follow mode: dashboard, API and /metrics
+    addr = "127.0.0.1:8080"      # token: --serve-token or $LOGWEIR_TOKEN only
+    enable_sql = false
+    sql_timeout = 5
+    sql_rows = 10000
 
 Flags given on the command line override the file. Relative paths in the
 file are read from the file's folder, relative flags from the current one.
@@ -154,6 +161,23 @@ class ReportSettings(BaseModel):
 
     top: int = Field(10, ge=1, le=1000)
     sparkline_width: int = Field(60, ge=8, le=400)
+    #: Also write the report as one self-contained HTML file (``--report``).
+    html: str | None = None
+
+
+class ServeConfig(BaseModel):
+    """The ``[serve]`` table: ``--serve`` and its SQL settings (follow mode).
+
+    The token is not a key: give it with ``--serve-token`` or the
+    ``LOGWEIR_TOKEN`` environment variable, so it stays out of files.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    addr: str | None = None
+    enable_sql: bool = False
+    sql_timeout: float = Field(5.0, gt=0, le=3600)
+    sql_rows: int = Field(10_000, ge=1, le=10_000_000)
 
 
 class RunConfig(BaseModel):
@@ -202,6 +226,9 @@ class RunConfig(BaseModel):
     report: ReportSettings = Field(
         default_factory=lambda: ReportSettings.model_validate({})
     )
+    serve: ServeConfig = Field(default_factory=lambda: ServeConfig.model_validate({}))
+    #: ``--stats PATH``: throughput, CPU, memory and latency as JSON at exit.
+    stats: str | None = None
 
     @field_validator("inputs", "follow", "windows", "dimensions", mode="before")
     @classmethod
@@ -354,6 +381,12 @@ def _anchor_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
     out = anchored.get("out")
     if isinstance(out, str):
         anchored["out"] = str(base / out)
+    stats = anchored.get("stats")
+    if isinstance(stats, str):
+        anchored["stats"] = str(base / stats)
+    report = anchored.get("report")
+    if isinstance(report, dict) and isinstance(report.get("html"), str):
+        anchored["report"] = {**report, "html": str(base / report["html"])}
     return anchored
 
 
