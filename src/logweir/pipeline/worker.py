@@ -36,6 +36,7 @@ from logweir.errors import LogweirError, ParseError
 from logweir.formats.base import ParseOptions, Parser
 from logweir.formats.registry import compile_format
 from logweir.pipeline.choose import STANDARD_INPUT
+from logweir.pipeline.tally import Tally
 from logweir.schema import LineBatch, ParseResult
 from logweir.sinks import LakeWriter, RejectWriter
 from logweir.sources import STDIN, Chunk, read_chunk, read_stream
@@ -78,6 +79,8 @@ class ChunkOutcome:
 
     index: int
     state: bytes
+    #: The chunk's report counts (:class:`~logweir.pipeline.tally.Tally`).
+    tally: bytes = b""
     lines: int = 0
     events: int = 0
     rejects: int = 0
@@ -329,6 +332,7 @@ class _ChunkRun:
             top_n=task.top_n,
             lateness_s=task.lateness_s,
         )
+        self.tally = Tally()
         self.outcome = ChunkOutcome(index=task.index, state=b"")
         self.outcome.stage_s = dict.fromkeys(STAGES, 0.0)
         self.chunk_bytes = _chunk_size(task.chunk)
@@ -385,6 +389,7 @@ class _ChunkRun:
         """Runs in the aggregating thread, one batch at a time, in order."""
         late = self.aggregator.update(events)
         self.outcome.late += late.height
+        self.tally.add(events)
 
     def _advance(self, size_bytes: int, lines: int) -> None:
         self.reported_bytes += size_bytes
@@ -400,6 +405,7 @@ class _ChunkRun:
         started = time.perf_counter()
         outcome.untimed = self.aggregator.untimed_events
         outcome.state = self.aggregator.to_bytes()
+        outcome.tally = self.tally.to_bytes()
         self._time("aggregate", started)
         outcome.stage_s["aggregate"] += aggregate.busy_s
         outcome.stage_s["write"] += writer.busy_s

@@ -58,8 +58,8 @@ from logweir.windows.tables import DEFAULT_PENDING_ROWS
 logger = logging.getLogger(__name__)
 
 _US = 1_000_000
-_MAGIC = b"LWWIN\x00\x01\x00"
-_FRAMES = ("numeric", "hist", "items", "heavy", "cells", "hll")
+_MAGIC = b"LWWIN\x00\x02\x00"
+_FRAMES = ("numeric", "hist", "items", "heavy", "cells", "names", "registers")
 
 #: Columns naming windows (spec number, start, size and step in seconds).
 _KEYS: dict[str, pl.DataType] = {
@@ -461,6 +461,7 @@ class WindowAggregator:
             buffer = io.BytesIO()
             frames[name].write_ipc(buffer, compression="uncompressed")
             blobs.append(buffer.getvalue())
+        blobs.append(self._state.registers_bytes())
         header = json.dumps(
             {
                 "specs": [[spec.size_s, spec.step_s] for spec in self.config.specs],
@@ -496,11 +497,15 @@ class WindowAggregator:
             heavy_capacity=header["heavy_capacity"],
             pending_rows=pending_rows,
         )
+        *framed, registers = blobs
         frames = {
             name: pl.read_ipc(io.BytesIO(blob))
-            for name, blob in zip(_FRAMES, blobs, strict=True)
+            for name, blob in zip(_FRAMES, framed, strict=True)
         }
-        aggregator._state.load_frames(frames)
+        try:
+            aggregator._state.load_frames(frames, registers)
+        except ValueError as error:
+            raise SourceError(f"window state: {error}") from error
         aggregator._max_us = header["max_us"]
         aggregator._closed_us = header["closed_us"]
         aggregator.late_events = header["late_events"]
@@ -527,7 +532,7 @@ def _read_container(data: bytes) -> tuple[dict[str, Any], list[bytes]]:
     for size in header["frames"]:
         blobs.append(data[start : start + size])
         start += size
-    if start != len(data) or len(blobs) != len(_FRAMES):
+    if start != len(data) or len(blobs) != len(_FRAMES) + 1:
         raise SourceError(
             f"window state: {len(data)} bytes, expected {start} (truncated?)"
         )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from logweir.windows.dimensions import STATUS_CLASSES
+from logweir.windows.distinct import rank_expr, register_expr
 from logweir.windows.quantiles import bucket_expr
 
 #: Columns summarised per dimension row: (``top_*`` output column, event column).
@@ -56,11 +57,15 @@ class BatchCounts:
     * ``cells``: ``cell, status_class`` (``"2xx"``…) and the small
       dimensions, one row per cell in the batch;
     * ``hist``: ``pane, cell, bucket, count``;
-    * ``items``: ``pane, status_class, kind, item, count, group, ihash``:
+    * ``items``: ``pane, status_class, kind, count, group, ihash``:
       item counts per pane and status class (1-5, 0 for none); ``group``
       identifies (pane, status class, kind) and ``ihash`` is the item's
       hash (seeded per kind, so kinds never share one);
-    * ``clients``: ``pane, cell, client`` (a 64-bit hash of the client IP);
+    * ``names``: ``ihash, item``, the text of each item hash, once;
+    * ``pairs``: ``pane, cell`` of the batch's (pane, cell) pairs, whose
+      row number ``clients`` refers to;
+    * ``clients``: ``pair, register, rank`` of every event with a client
+      (the HyperLogLog register and rank of its hash, :mod:`.distinct`);
     * ``heavy``: ``pane, dimension, key, requests, bytes, status_*``.
     """
 
@@ -68,6 +73,8 @@ class BatchCounts:
     cells: pl.DataFrame
     hist: pl.DataFrame
     items: pl.DataFrame
+    names: pl.DataFrame
+    pairs: pl.DataFrame
     clients: pl.DataFrame
     heavy: pl.DataFrame
 
@@ -89,21 +96,28 @@ def count_batch(
         queries.append(
             _grouped(lazy.filter(pl.col(column).is_not_null()), key, column in heavy)
         )
-    client_key = pl.col("slot") ^ pl.col(f"h{CLIENT_KIND}")
     client_column = KINDS[CLIENT_KIND][1]
-    queries.append(
-        lazy.filter(pl.col(client_column).is_not_null())
-        .group_by(client_key.alias("key"))
-        .agg(pl.col("row").first())
-    )
-    by_bucket, *by_kind, by_client = pl.collect_all(queries)
+    with_client = lazy.filter(pl.col(client_column).is_not_null())
+    queries.append(with_client.group_by("slot").agg(pl.col("pane", "cell").first()))
+    by_bucket, *by_kind, pairs = pl.collect_all(queries)
     numeric, cells, hist = _numeric_and_hist(prepared, by_bucket, small)
     items = pl.concat(
         [_items(prepared, rows, kind) for kind, rows in enumerate(by_kind)]
     )
-    clients = prepared.select(
-        "pane", "cell", pl.col(f"h{CLIENT_KIND}").alias("client")
-    )[by_client.get_column("row")]
+    names = pl.concat(
+        [_names(prepared, rows, kind) for kind, rows in enumerate(by_kind)]
+    )
+    numbered = pairs.with_row_index("pair").select("slot", "pair").lazy()
+    clients = (
+        with_client.select(
+            "slot",
+            register_expr(pl.col(f"h{CLIENT_KIND}")).alias("register"),
+            rank_expr(pl.col(f"h{CLIENT_KIND}")).alias("rank"),
+        )
+        .join(numbered, on="slot")
+        .select("pair", "register", "rank")
+        .collect()
+    )
     heavy_rows = [
         _heavy(prepared, by_kind[kind], column)
         for kind, (_, column) in enumerate(KINDS)
@@ -114,6 +128,8 @@ def count_batch(
         cells=cells,
         hist=hist,
         items=items,
+        names=names,
+        pairs=pairs.select("pane", "cell"),
         clients=clients,
         heavy=pl.concat(heavy_rows) if heavy_rows else pl.DataFrame(),
     )
@@ -151,6 +167,7 @@ def _prepare(events: pl.DataFrame, pane_s: int, small: tuple[str, ...]) -> pl.Da
             ^ pl.col("status_class").fill_null(0).hash(_CLASS_SEED),
         )
         .collect()
+        .rechunk()  # gathers from one chunk are many times cheaper
     )
 
 
@@ -185,23 +202,29 @@ def _numeric_and_hist(
 
 def _items(prepared: pl.DataFrame, grouped: pl.DataFrame, kind: int) -> pl.DataFrame:
     """Item counts per (pane, cell) with the keys the summaries compact by."""
-    column = KINDS[kind][1]
-    picked = prepared.select(
-        "pane",
-        "status_class",
-        "class_slot",
-        pl.col(column).alias("item"),
-        pl.col(f"h{kind}"),
-    )[grouped.get_column("row")]
+    picked = prepared.select("pane", "status_class", "class_slot", f"h{kind}")[
+        grouped.get_column("row")
+    ]
     return picked.select(
         "pane",
         pl.col("status_class").fill_null(0),
         pl.lit(kind, dtype=pl.UInt8).alias("kind"),
-        detached("item"),
         grouped.get_column("count"),
         (pl.col("class_slot") ^ KIND_SALTS[kind]).alias("group"),
         pl.col(f"h{kind}").alias("ihash"),
     )
+
+
+def _names(prepared: pl.DataFrame, grouped: pl.DataFrame, kind: int) -> pl.DataFrame:
+    """``ihash, item``: each distinct item of the kind once (text not copied)."""
+    column = KINDS[kind][1]
+    picked = prepared.select(pl.col(f"h{kind}").alias("ihash"), "row")[
+        grouped.get_column("row")
+    ]
+    first = picked.unique("ihash", keep="any").get_column("row")
+    return prepared.select(
+        pl.col(f"h{kind}").alias("ihash"), pl.col(column).alias("item")
+    )[first]
 
 
 def _heavy(prepared: pl.DataFrame, grouped: pl.DataFrame, column: str) -> pl.DataFrame:

@@ -10,8 +10,8 @@ formed for all those windows at once, in two vectorized steps:
 
 Keys are small integers packed into one 64-bit column (pane or window
 index, group id, kind), so each step is a ``group_by`` on one integer.
-Only the HyperLogLog unions are merged in a Python loop, once per window
-and dimension row.
+HyperLogLog registers are merged with NumPy, a window's dimension rows all
+at once.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from logweir.windows import distinct, topk
 from logweir.windows.batch import KINDS, STATUS_COLUMNS
 from logweir.windows.dimensions import ALL, STATUS_CLASSES
 from logweir.windows.quantiles import QUANTILES, quantiles
-from logweir.windows.state import GroupKey, PaneState
+from logweir.windows.state import PaneState
 
 _US = 1_000_000
 #: Packing of (pane or window index, group id, kind) into one integer.
@@ -114,7 +114,8 @@ def _needed_rows(state: PaneState, panes: pl.Series) -> dict[str, pl.DataFrame]:
     every pane's rows only to join most of them away.
     """
     frames = {name: table.frame() for name, table in state.tables.items()}
-    if len(state.hll) <= panes.len():
+    held = frames["numeric"].get_column("pane").n_unique()
+    if held <= panes.len():
         return frames  # (nearly) every pane is needed: the cut saves nothing
     wanted = pl.col("pane").is_in(panes.implode())
     return {name: frame.filter(wanted) for name, frame in frames.items()}
@@ -281,8 +282,8 @@ def _top_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
         state.config.top_n,
     )
     named = listed.with_columns(
-        item=items.get_column("item").gather(listed.get_column("row"))
-    )
+        ihash=items.get_column("ihash").gather(listed.get_column("row"))
+    ).join(state.names, on="ihash", how="left")
     tops = topk.to_json(named, "group").with_columns(
         wid=(pl.col("group") // (_GROUP_SPAN * _KIND_SPAN)).cast(pl.UInt32),
         gid=(pl.col("group") // _KIND_SPAN % _GROUP_SPAN).cast(pl.UInt32),
@@ -342,26 +343,71 @@ def _pack(index: pl.Expr, gid: pl.Expr, kind: pl.Expr) -> pl.Expr:
 
 
 def _unique_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
-    """Distinct client estimates, merging each row's pane unions."""
-    gids = {
-        (dimension, key): gid
-        for gid, dimension, key in plan.groups.select(
-            "gid", "dimension", "key"
-        ).iter_rows()
-    }
-    pane_lists = plan.spans.join(plan.panes, on="pid").group_by("wid").agg("pane")
-    rows: list[tuple[int, int, float]] = []
-    for wid, panes in pane_lists.iter_rows():
-        unions: dict[GroupKey, list[distinct.HllUnion]] = {}
-        for pane in panes:
-            for group, union in state.hll.get(pane, {}).items():
-                unions.setdefault(group, []).append(union)
-        for group, members in unions.items():
-            rows.append((wid, gids[group], distinct.estimate(members)))
+    """Distinct client estimates per window and dimension row.
+
+    Registers are kept per pane and dimension row; a window of one pane
+    reads its pane's row, a longer one merges its panes' rows (by maximum)
+    first. Every row is estimated in one vectorized pass.
+    """
+    schema = {"wid": pl.UInt32, "gid": pl.UInt32, "unique_clients": pl.Float64}
+    groups = plan.groups.height
+    pane_ids = plan.panes.get_column("pane").to_numpy()
+    panes, ghashes, rows = state.registers.select(pane_ids)
+    if len(rows) == 0:
+        return pl.DataFrame(schema=schema)
+    gid_of = _gid_by_hash(state, plan)
+    known = np.searchsorted(gid_of[0], ghashes).clip(0, len(gid_of[0]) - 1)
+    mapped = gid_of[0][known] == ghashes
+    pids = np.searchsorted(pane_ids, panes[mapped])
+    gids = gid_of[1][known[mapped]]
+    rows = rows[mapped]
+    spans = plan.spans.with_columns(panes=pl.len().over("wid"))
+    single = spans.filter(pl.col("panes") == 1)
+    multi = spans.filter(pl.col("panes") > 1)
+    parts = []
+    if single.height:
+        window_of = _layers(single, "pid", "wid", len(pane_ids))[0]
+        wid = window_of[pids]
+        keep = wid >= 0
+        parts.append(
+            (
+                wid[keep] * groups + gids[keep],
+                distinct.estimate(state.registers.rows[rows[keep]]),
+            )
+        )
+    if multi.height:
+        targets, sources = [], []
+        for windows in _layers(multi, "pid", "wid", len(pane_ids)):
+            wid = windows[pids]
+            keep = np.flatnonzero(wid >= 0)
+            targets.append(wid[keep] * groups + gids[keep])
+            sources.append(rows[keep])
+        keys, merged = distinct.max_by(
+            np.concatenate(targets), state.registers.rows, np.concatenate(sources)
+        )
+        parts.append((keys, distinct.estimate(merged)))
+    keys = np.concatenate([key for key, _ in parts])
+    values = np.concatenate([value for _, value in parts])
     return pl.DataFrame(
-        rows,
-        schema={"wid": pl.UInt32, "gid": pl.UInt32, "unique_clients": pl.Float64},
-        orient="row",
+        {
+            "wid": pl.Series(keys // groups, dtype=pl.UInt32),
+            "gid": pl.Series(keys % groups, dtype=pl.UInt32),
+            "unique_clients": values,
+        }
+    )
+
+
+def _gid_by_hash(state: PaneState, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted dimension-row hashes and the group id of each."""
+    hashed = (
+        state.group_map.select("dimension", "key", "ghash")
+        .unique("ghash")
+        .join(plan.groups, on=["dimension", "key"])
+        .sort("ghash")
+    )
+    return (
+        hashed.get_column("ghash").to_numpy(),
+        hashed.get_column("gid").to_numpy().astype(np.int64),
     )
 
 

@@ -14,11 +14,14 @@ of cells, formed when windows are emitted. Per pane the state holds:
 * ``hist``: duration bucket counts per cell, exact (see :mod:`.quantiles`);
 * ``items``: Misra–Gries summaries of paths, clients and user agents per
   status class (see :mod:`.topk`), from which the ``top_*`` lists of the
-  overall and status-class rows are made;
+  overall and status-class rows are made; items are kept as 64-bit hashes,
+  and their text once per distinct value in ``names`` (a busy path is in
+  every pane's summary, its text only once);
 * ``heavy``: counting columns per key of each heavy dimension, cut to the
   ``heavy_capacity`` keys with most requests per pane;
-* ``hll``: a HyperLogLog union of client IPs per dimension row
-  (see :mod:`.distinct`).
+* ``registers``: HyperLogLog registers of client IPs per cell
+  (see :mod:`.distinct`); a dimension row's registers are the maximum
+  over its cells'.
 
 Everything merges exactly (sums, register maxima) except the Misra–Gries
 cut and the heavy-key cut, which act only once a pane holds more distinct
@@ -30,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import datasketches as ds
+import numpy as np
 import polars as pl
 
 from logweir.windows import distinct, topk
@@ -90,11 +93,12 @@ _ITEMS: dict[str, pl.DataType] = {
     "pane": pl.Int64(),
     "status_class": pl.UInt8(),
     "kind": pl.UInt8(),
-    "item": pl.String(),
     "count": pl.UInt64(),
     "group": pl.UInt64(),
     "ihash": pl.UInt64(),
 }
+#: Item text by hash (hashes are seeded per kind, so they never clash).
+NAMES: dict[str, pl.DataType] = {"ihash": pl.UInt64(), "item": pl.String()}
 _HEAVY: dict[str, pl.DataType] = {
     "pane": pl.Int64(),
     "dimension": pl.String(),
@@ -141,21 +145,17 @@ def _summed(rows: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
 
 def _reduce_items(rows: pl.DataFrame, capacity: int) -> pl.DataFrame:
     """Sum item counts per (pane, status class, kind, item), then the
-    Misra–Gries cut. Strings are gathered once per result row rather than
-    carried through the ``group_by``."""
-    numbered = rows.with_row_index("row")
-    summed = numbered.group_by(
-        (pl.col("group") ^ pl.col("ihash")).alias("item_key")
-    ).agg(pl.col("count").sum(), pl.col("row").first())
-    picked = numbered.select(pl.exclude("row", "count"))[summed.get_column("row")]
-    reduced = picked.with_columns(summed.get_column("count"))
-    return _cut_items(reduced, capacity)
+    Misra–Gries cut."""
+    summed = rows.group_by((pl.col("group") ^ pl.col("ihash")).alias("item_key")).agg(
+        pl.col("count").sum(),
+        pl.col("pane", "status_class", "kind", "group", "ihash").first(),
+    )
+    return _cut_items(summed.drop("item_key"), capacity)
 
 
 def _cut_items(rows: pl.DataFrame, capacity: int) -> pl.DataFrame:
-    """The Misra–Gries cut, with the kept text copied out of the old
-    buffers (see :func:`~logweir.windows.batch.detached`)."""
-    return topk.truncate(rows, "group", capacity).with_columns(detached("item"))
+    """The Misra–Gries cut of each (pane, status class, kind) group."""
+    return topk.truncate(rows, "group", capacity)
 
 
 def _cut_heavy(rows: pl.DataFrame, capacity: int) -> pl.DataFrame:
@@ -197,7 +197,8 @@ class PaneState:
                 "ghash": pl.UInt64,
             }
         )
-        self.hll: dict[int, dict[GroupKey, ds.hll_union]] = {}
+        self.registers = distinct.Registers()
+        self.names = pl.DataFrame(schema=NAMES)
 
     # -- feeding ---------------------------------------------------------
 
@@ -216,7 +217,20 @@ class PaneState:
         self.tables["items"].add(counts.items)
         if self.config.heavy:
             self.tables["heavy"].add(counts.heavy)
-        self._add_clients(counts.clients)
+        self.learn_names(counts.names)
+        self._add_clients(counts.pairs, counts.clients)
+
+    def learn_names(self, names: pl.DataFrame) -> None:
+        """Keep the text of items not seen before (``ihash, item`` rows,
+        one per hash), copied out of the batch's buffers."""
+        new = names.join(self.names, on="ihash", how="anti")
+        if new.is_empty():
+            return
+        self.names = pl.concat([self.names, new.with_columns(detached("item"))])
+        if self.names.n_chunks() > 64:
+            self.names = self.names.rechunk()
+        if self.names.height > max(4 * self.tables["items"].height, 100_000):
+            self._forget_names()
 
     def learn_cells(self, cells: pl.DataFrame) -> None:
         """Record cells not seen before, and the dimension rows each feeds.
@@ -253,23 +267,36 @@ class PaneState:
             ghash=pl.struct("dimension", "key").hash(_GROUP_SEED)
         )
 
-    def _add_clients(self, rows: pl.DataFrame) -> None:
-        """Fold each cell's distinct clients into its dimension rows' unions.
+    def _add_clients(self, pairs: pl.DataFrame, clients: pl.DataFrame) -> None:
+        """Fold the batch's client hashes into the registers of the pane and
+        every dimension row of their cell.
 
-        Clients arrive as 64-bit hashes, fed to the sketch as signed
-        integers: DataSketches takes those about twice as fast as strings.
+        ``pairs`` numbers the batch's (pane, cell) pairs; ``clients`` has
+        the pair, register and rank of every event with a client. Each
+        pair feeds a few rows (the overall row, its status class, its
+        method…): the events are folded in once per such layer.
         """
-        per_cell = rows.group_by("pane", "cell").agg(
-            pl.col("client").reinterpret(signed=True)
+        if clients.is_empty():
+            return
+        fan = (
+            pairs.with_row_index("pair")
+            .join(self.group_map.select("cell", "ghash"), on="cell")
+            .sort("pair", "ghash")
         )
-        for pane, cell, clients in per_cell.iter_rows():
-            sketch = distinct.sketch_of(clients)
-            unions = self.hll.setdefault(pane, {})
-            for group in self.groups_of_cell[cell]:
-                union = unions.get(group)
-                if union is None:
-                    union = unions[group] = distinct.new_union()
-                distinct.add_sketch(union, sketch)
+        rows = self.registers.rows_of(
+            fan.get_column("pane").to_numpy(), fan.get_column("ghash").to_numpy()
+        )
+        layers = _layers_of(fan.get_column("pair").to_numpy(), rows, pairs.height)
+        pair = clients.get_column("pair").to_numpy()
+        register = clients.get_column("register").to_numpy()
+        rank = clients.get_column("rank").to_numpy()
+        for layer in layers:
+            target = layer[pair]
+            keep = target >= 0
+            if keep.all():
+                self.registers.add(target, register, rank)
+            else:
+                self.registers.add(target[keep], register[keep], rank[keep])
 
     # -- combining and forgetting ------------------------------------------
 
@@ -278,13 +305,8 @@ class PaneState:
         self.learn_cells(other.cells)
         for name, table in self.tables.items():
             table.add(other.tables[name].frame())
-        for pane, groups in other.hll.items():
-            unions = self.hll.setdefault(pane, {})
-            for group, union in groups.items():
-                target = unions.get(group)
-                if target is None:
-                    target = unions[group] = distinct.new_union()
-                distinct.merge_into(target, union)
+        self.learn_names(other.names)
+        self.registers.merge(other.registers)
 
     def panes(self) -> pl.Series:
         """The panes holding any event, sorted."""
@@ -298,14 +320,26 @@ class PaneState:
             return
         for table in self.tables.values():
             table.drop_panes(series)
-        for pane in series.to_list():
-            self.hll.pop(pane, None)
+        self.registers.drop_panes(set(series.to_list()))
+        self._forget_names()
+
+    def _forget_names(self) -> None:
+        """Drop the text of items no summary holds any more, once it is
+        most of what is kept (so that this runs now and then, not on
+        every drop)."""
+        items = self.tables["items"].frame()
+        if self.names.height <= max(2 * items.height, 10_000):
+            return
+        self.names = self.names.join(
+            items.select("ihash").unique(), on="ihash", how="semi"
+        ).rechunk()
 
     def estimated_bytes(self) -> int:
-        """Rough memory held: tables as Polars counts them, 4 KiB per union."""
+        """Rough memory held: tables and names as Polars counts them, and
+        the registers' array."""
         tables = sum(table.estimated_bytes() for table in self.tables.values())
-        unions = sum(len(groups) for groups in self.hll.values())
-        return tables + unions * 4096
+        names = int(self.names.estimated_size())
+        return tables + names + self.registers.estimated_bytes()
 
     # -- serialization -----------------------------------------------------
 
@@ -313,31 +347,37 @@ class PaneState:
         """Every part as a Polars frame (sketches in their own binary form)."""
         frames = {name: table.frame() for name, table in self.tables.items()}
         frames["cells"] = self.cells
-        frames["hll"] = pl.DataFrame(
-            [
-                (pane, dimension, key, distinct.to_bytes(union))
-                for pane, groups in self.hll.items()
-                for (dimension, key), union in groups.items()
-            ],
-            schema={
-                "pane": pl.Int64,
-                "dimension": pl.String,
-                "key": pl.String,
-                "sketch": pl.Binary,
-            },
-            orient="row",
-        )
+        frames["names"] = self.names
+        frames["registers"], _ = self.registers.to_parts()
         return frames
 
-    def load_frames(self, frames: dict[str, pl.DataFrame]) -> None:
-        """Replace the state by one written with :meth:`to_frames`."""
+    def registers_bytes(self) -> bytes:
+        """The registers of :meth:`to_frames`' ``registers`` keys, raw."""
+        return self.registers.to_parts()[1]
+
+    def load_frames(
+        self, frames: dict[str, pl.DataFrame], registers: bytes = b""
+    ) -> None:
+        """Replace the state by one written with :meth:`to_frames` and
+        :meth:`registers_bytes`."""
         for name, table in self.tables.items():
             table.replace(frames[name])
         self.learn_cells(frames["cells"])
-        self.hll = {}
-        for pane, dimension, key, sketch in frames["hll"].iter_rows():
-            unions = self.hll.setdefault(pane, {})
-            unions[(dimension, key)] = distinct.from_bytes(sketch)
+        self.names = frames["names"]
+        self.registers = distinct.Registers.from_parts(frames["registers"], registers)
+
+
+def _layers_of(sources: np.ndarray, targets: np.ndarray, size: int) -> np.ndarray:
+    """A ``(fan-out, size)`` array: row k maps each source to its k-th
+    target (or -1). ``sources`` is sorted; it pairs with ``targets``."""
+    if len(sources) == 0:
+        return np.full((0, size), -1, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, sources[1:] != sources[:-1]])
+    lengths = np.diff(np.r_[starts, len(sources)])
+    depth = np.arange(len(sources)) - np.repeat(starts, lengths)
+    result = np.full((int(lengths.max()), size), -1, dtype=np.int64)
+    result[depth, sources] = targets
+    return result
 
 
 def _name_status_classes(cells: pl.DataFrame) -> pl.DataFrame:
