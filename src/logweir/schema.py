@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 TS_TYPE = pl.Datetime("us", "UTC")
 
@@ -53,6 +55,16 @@ REJECT_SCHEMA: dict[str, pl.DataType] = {
     "raw": pl.String(),
     "reason": pl.String(),
 }
+
+
+def arrow_array(values: np.ndarray) -> pa.Array:
+    """A NumPy array as an Arrow array, without copying it.
+
+    ``pa.array`` asks pandas whether the input is one of its types, and so
+    imports pandas (a quarter of a second) the first time, in every worker
+    process, when pandas is installed; going through Polars does not.
+    """
+    return pl.Series(values).to_arrow()
 
 
 def empty_events() -> pl.DataFrame:

@@ -74,7 +74,7 @@ def register(subparsers: Any) -> None:
     add("--windows", help="window sizes, e.g. 1m,5m,1h or 10m/1m (hopping)")
     add("--dimensions", help="per-dimension rows, e.g. status_class,host,path")
     add("--top-n", type=int, help="entries kept in each top list (default: 10)")
-    add("--workers", "-j", type=int, help="worker processes (default: all cores)")
+    add("--workers", "-j", type=int, help="worker processes (default: cores / 2)")
     add("--chunk-size", help="bytes per worker task, e.g. 64MiB")
     add("--lateness", help="allowed lateness of events, e.g. 5m (follow mode)")
     add(

@@ -39,7 +39,13 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from logweir.schema import EXTRA_TYPE, LineBatch, conform_rejects, empty_rejects
+from logweir.schema import (
+    EXTRA_TYPE,
+    LineBatch,
+    arrow_array,
+    conform_rejects,
+    empty_rejects,
+)
 
 #: A mapping from a field's output name to its expression. The output ``""``
 #: is the field's own typed value; ``"time:<part>"`` outputs feed the
@@ -895,7 +901,7 @@ def build_extra(keys: Sequence[str], values: Sequence[pl.Series]) -> pl.Series:
         ],
         names=["key", "value"],
     )
-    lists = pa.LargeListArray.from_arrays(pa.array(offsets), struct)
+    lists = pa.LargeListArray.from_arrays(arrow_array(offsets), struct)
     return pl.Series("extra", lists).cast(EXTRA_TYPE)
 
 

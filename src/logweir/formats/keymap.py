@@ -43,7 +43,7 @@ import pyarrow as pa
 
 from logweir.errors import ConfigError
 from logweir.formats.flextime import TimeContext, parse_flexible, parse_with_format
-from logweir.schema import EXTRA_TYPE
+from logweir.schema import EXTRA_TYPE, arrow_array
 
 #: Column -> keys that fill it, first match wins. Durations carry the unit
 #: their key implies as a factor to milliseconds, after a ``:``.
@@ -508,16 +508,18 @@ def build_extra(keys: list[str], values: list[pl.Series], height: int) -> pl.Ser
             column.rename("value").drop_nulls().to_arrow().cast(pa.large_string())
             for column in values
         ]
-    ).take(pa.array(order))
+    ).take(arrow_array(order))
     key_index = np.concatenate(
         [
             np.full(len(where), index, dtype=np.int32)
             for index, where in enumerate(positions)
         ]
     )
-    flat_keys = pa.array(keys, type=pa.large_string()).take(pa.array(key_index[order]))
+    flat_keys = pa.array(keys, type=pa.large_string()).take(
+        arrow_array(key_index[order])
+    )
     items = pa.StructArray.from_arrays([flat_keys, flat_values], names=["key", "value"])
-    lists = pa.LargeListArray.from_arrays(pa.array(offsets), items)
+    lists = pa.LargeListArray.from_arrays(arrow_array(offsets), items)
     return pl.Series("extra", lists).cast(EXTRA_TYPE)
 
 
@@ -551,7 +553,7 @@ def empty_extra(height: int) -> pl.Series:
         [pa.array([], pa.large_string()), pa.array([], pa.large_string())],
         names=["key", "value"],
     )
-    offsets = pa.array(np.zeros(height + 1, dtype=np.int64))
+    offsets = arrow_array(np.zeros(height + 1, dtype=np.int64))
     return pl.Series("extra", pa.LargeListArray.from_arrays(offsets, items)).cast(
         EXTRA_TYPE
     )
@@ -568,7 +570,7 @@ def extra_from_entries(entries: pl.DataFrame, height: int) -> pl.Series:
     order = np.argsort(rows, kind="stable")
     offsets = np.zeros(height + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=height), out=offsets[1:])
-    take = pa.array(order)
+    take = arrow_array(order)
     items = pa.StructArray.from_arrays(
         [
             entries.get_column("key").to_arrow().cast(pa.large_string()).take(take),
@@ -576,7 +578,7 @@ def extra_from_entries(entries: pl.DataFrame, height: int) -> pl.Series:
         ],
         names=["key", "value"],
     )
-    lists = pa.LargeListArray.from_arrays(pa.array(offsets), items)
+    lists = pa.LargeListArray.from_arrays(arrow_array(offsets), items)
     return pl.Series("extra", lists).cast(EXTRA_TYPE)
 
 
