@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -280,6 +281,9 @@ def test_consumer_killed_mid_batch_leaves_one_copy_of_every_line(
     tmp_path: Path,
     feeder: Callable[[str, list[str]], None],
 ) -> None:
+    """SIGKILL at seeded random moments while lines stream in: inside a
+    batch, between lake files and their checkpoint, or between the
+    checkpoint and the broker commit, wherever the moment falls."""
     topic = new_topic(4)
     url = f"kafka://{kafka_broker.bootstrap}/{topic}"
     lines = log_lines(40_000)
@@ -291,20 +295,26 @@ def test_consumer_killed_mid_batch_leaves_one_copy_of_every_line(
         "--commit-interval", "0.1s",
     ]  # fmt: skip
     checkpoint = out / "consumers" / "c1" / "checkpoint" / "state"
-    for _ in range(2):  # killed twice, each time just after a checkpoint
+    rng = random.Random(20261204)
+    unfinished = 0
+    for _ in range(5):
         consumer = subprocess.Popen(logweir(*args), stderr=subprocess.DEVNULL)
         try:
+            # Wait for this run's first checkpoint (it has joined the group
+            # and is writing), then let it go on for a random moment.
             seen = checkpoint.stat().st_mtime_ns if checkpoint.exists() else 0
-            # At most 10 s: the feed may be over and nothing left to commit.
-            deadline = time.monotonic() + 10.0
-            while time.monotonic() < deadline:
+            deadline = time.monotonic() + DEADLINE_S
+            while not (checkpoint.exists() and checkpoint.stat().st_mtime_ns != seen):
                 assert consumer.poll() is None, "the consumer stopped by itself"
-                if checkpoint.exists() and checkpoint.stat().st_mtime_ns != seen:
-                    break
-                time.sleep(0.01)
+                assert time.monotonic() < deadline, "no checkpoint was written"
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.6))
         finally:
             consumer.send_signal(signal.SIGKILL)
             consumer.wait()
+        unfinished += _lake_rows(out) < 40_000 - 80
+    # The kills fell while there was work left, not after the feed was done.
+    assert unfinished >= 3, unfinished
     consume(out, url, f"g-{topic}", "c1")
     events = lake(out / "consumers" / "c1")
     assert events.height == 40_000 - 80
@@ -313,6 +323,40 @@ def test_consumer_killed_mid_batch_leaves_one_copy_of_every_line(
     assert event_rows(events) == event_rows(lake(reference_out))
     run_ok("merge", str(out))
     assert windows(out / "logweir.duckdb").equals(reference)
+
+
+def test_a_partition_ahead_in_time_makes_no_event_of_another_late(
+    kafka_broker: Broker, new_topic: Callable[[int], str], tmp_path: Path
+) -> None:
+    """One partition an hour ahead of the other (its backlog read first):
+    with one watermark for the whole topic, every event of the partition
+    behind would be late. Watermarks are kept per partition, the topic's
+    the least of them, so none is late and its windows are exact."""
+    topic = new_topic(2)
+    behind = log_lines(2000)
+    ahead = [
+        line.replace("[03/Jun/2024:08:", "[03/Jun/2024:09:")
+        for line in log_lines(2000, first=2000)
+    ]
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    for partition, part in ((0, ahead), (1, behind)):
+        for line in part:
+            producer.produce(topic, line, line.split(" ", 1)[0], partition=partition)
+        assert producer.flush(60) == 0
+    out = tmp_path / "out"
+    printed = run_ok(
+        "run", "--source", f"kafka://{kafka_broker.bootstrap}/{topic}",
+        "--group", f"g-{topic}", "--consumer-id", "c1", "--out", str(out),
+        "--format", FORMAT, "--no-detect", "--json", "--lateness", "1m",
+        "--commit-interval", "0.2s", "--exit-when-idle", "3s",
+    )  # fmt: skip
+    summary = json.loads(printed)
+    assert summary["late"] == 0
+    assert summary["events"] == 4000 - 8  # one bad line in every 500
+    run_ok("merge", str(out))
+    got = windows(out / "logweir.duckdb").filter(pl.col("window_start").dt.hour() == 8)
+    reference, _ = batch_reference(tmp_path, behind)
+    assert got.height > 0 and got.equals(reference)
 
 
 def _start_consumer(
@@ -555,6 +599,59 @@ def test_crash_after_checkpoint_then_takeover_counts_every_line_once(
     )
     assert rejects.height == 24
     assert windows(out / "logweir.duckdb").equals(reference)
+
+
+def _limit_message_bytes(broker: Broker, topic: str, max_bytes: int) -> None:
+    """Set the topic's ``max.message.bytes`` (the broker refuses larger)."""
+    admin = broker.admin()
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        topic,
+        incremental_configs=[
+            ConfigEntry(
+                "max.message.bytes",
+                str(max_bytes),
+                incremental_operation=AlterConfigOpType.SET,
+            )
+        ],
+    )
+    admin.incremental_alter_configs([resource])[resource].result(timeout=60)
+
+
+def test_a_line_refused_without_transactions_stops_the_shipper_unforgotten(
+    kafka_broker: Broker, new_topic: Callable[[int], str], tmp_path: Path
+) -> None:
+    """Without transactions nothing aborts a refused line: the shipper must
+    notice the failed delivery report itself, stop with the broker's reason
+    and keep its positions before the line; the next start sends it."""
+    topic = new_topic(1)
+    _limit_message_bytes(kafka_broker, topic, 20_000)
+    lines = log_lines(2000)
+    lines[1200] = "y" * 50_000
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(lines) + "\n")
+    big_line_offset = sum(len(line) + 1 for line in lines[:1200])
+    args = [
+        "ship", "--to", f"kafka://{kafka_broker.bootstrap}/{topic}",
+        "--id", f"ship-{topic}", "--format", FORMAT, "--json", "--no-transactions",
+        "--commit-interval", "0.1s", "--exit-when-idle", "2s", str(log),
+    ]  # fmt: skip
+    done = subprocess.run(
+        logweir(*args), capture_output=True, text=True, timeout=DEADLINE_S
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    (message,) = [line for line in done.stderr.splitlines() if "not delivered" in line]
+    assert "too large" in message.lower() and "positions not advanced" in message
+    positions = read_positions(
+        kafka_broker.bootstrap, CHECKPOINT_TOPIC, f"ship-{topic}"
+    )
+    kept = [entry["offset"] for entry in (positions or {}).values()]
+    assert all(offset <= big_line_offset for offset in kept), positions
+    _limit_message_bytes(kafka_broker, topic, 1_048_576)
+    run_ok(*args)
+    shipped = collections.Counter(topic_lines(kafka_broker.bootstrap, topic, 1))
+    assert set(shipped) == set(lines)  # at least once: the refused line too
+    assert shipped[lines[1200]] == 1
 
 
 def test_a_refused_transaction_is_aborted_and_its_lines_sent_again(

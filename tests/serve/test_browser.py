@@ -117,6 +117,40 @@ def test_dashboard_follows_a_growing_log_and_shows_the_incident(
     assert run.summary["lines"] == total_lines
 
 
+def _access_line(index: int) -> bytes:
+    """A valid line of the followed format, ``index`` seconds into 08:00."""
+    minute, second = divmod(index, 60)
+    return (
+        f"198.51.100.{index % 250} - - [03/Jun/2024:08:{minute:02d}:{second:02d} "
+        f'+0000] "GET /live/{index} HTTP/1.1" 200 512 "-" "probe/1.0" 1500\n'
+    ).encode()
+
+
+@pytest.mark.slow
+def test_a_written_line_shows_on_the_dashboard_within_a_second(
+    browser: Any, tmp_path: Path
+) -> None:
+    delays = []
+    with following(tmp_path) as run:
+        browser.get(run.url)
+        wait_for("the empty dashboard", lambda: _value(browser, "requests-total"))
+        total = 0
+        for round_ in range(8):
+            lines = [_access_line(round_ * 5 + i) for i in range(5)]
+            with run.followed.open("ab") as sink:
+                sink.write(b"".join(lines))
+            written = time.monotonic()
+            total += len(lines)
+            while int(_value(browser, "requests-total") or 0) < total:
+                assert time.monotonic() - written < 10, f"line {total} never showed"
+                time.sleep(0.02)
+            delays.append(time.monotonic() - written)
+            time.sleep(0.4)
+    print("write-to-page delays (s):", [round(delay, 2) for delay in delays])
+    assert sorted(delays)[len(delays) // 2] < 1.0, delays
+    assert max(delays) < 2.0, delays  # a loaded CI machine may miss once
+
+
 def _read_all(url: str, total_lines: int) -> bool:
     return metric_totals(url).get("logweir_lines_read_total") == total_lines
 

@@ -9,6 +9,7 @@ computed from the lake), and the lakes row by row.
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import sys
@@ -232,6 +233,70 @@ def test_percentiles_are_within_their_rank_and_value_bounds(
             # logweir run: within 1 % of the value (docs/windows.md).
             exact = row[f"exact_{q}"]
             assert math.isclose(row[f"duration_{q}_ms_run"], exact, rel_tol=0.0101)
+
+
+TOP_LISTS = {
+    "top_paths": "path",
+    "top_clients": "client_ip",
+    "top_user_agents": "user_agent",
+}
+
+
+def exact_top_lists(events: pl.DataFrame, top_n: int = 10) -> dict[tuple, list]:
+    """Every (window, row, list) counted the slow and obvious way: each event
+    in each window holding it, every item counted, ranked by count then
+    item."""
+    counts: dict[tuple, collections.Counter[str]] = collections.defaultdict(
+        collections.Counter
+    )
+    for row in events.iter_rows(named=True):
+        if row["ts"] is None:
+            continue
+        second = int(row["ts"].timestamp())
+        status = row["status"]
+        inside = status is not None and 100 <= status < 600
+        klass = f"{status // 100}xx" if inside else None
+        for size, step in SPECS:
+            for back in range(size // step):
+                start = (second // step - back) * step
+                for dimension, key in (("all", ""), ("status_class", klass)):
+                    if key is None:
+                        continue
+                    for column, item in TOP_LISTS.items():
+                        if row[item] is not None:
+                            slot = (size, start, dimension, key, column)
+                            counts[slot][row[item]] += 1
+    return {
+        key: sorted(counter.items(), key=lambda entry: (-entry[1], entry[0]))[:top_n]
+        for key, counter in counts.items()
+    }
+
+
+def test_top_lists_are_exact_and_agree_with_logweir_run(runs: Runs) -> None:
+    exact = exact_top_lists(lake(runs.run_out))
+    ours = windows(runs.spark_out)
+    theirs = windows(runs.run_out)
+    joined = ours.join(theirs, on=KEY, suffix="_run")
+    assert joined.height == ours.height
+    checked = 0
+    for row in joined.iter_rows(named=True):
+        start = int(row["window_start"].timestamp())
+        for column in TOP_LISTS:
+            listed, run = row[column], row[f"{column}_run"]
+            if row["dimension"] not in ("all", "status_class"):
+                assert listed is None and run is None, (row["dimension"], column)
+                continue
+            key = (row["window_size_s"], start, row["dimension"], row["key"], column)
+            spark_entries = [(e["key"], e["count"]) for e in json.loads(listed)]
+            assert spark_entries == exact[key], key  # Spark counts exactly
+            # logweir run keeps Misra–Gries summaries: lower bounds, the same
+            # counts while a pane's distinct items fit their capacity.
+            run_counts = [e["count"] for e in json.loads(run or "[]")]
+            spark_counts = [count for _, count in spark_entries]
+            assert len(run_counts) == len(spark_counts), key
+            assert all(a <= b for a, b in zip(run_counts, spark_counts, strict=True))
+            checked += 1
+    assert checked > 50
 
 
 def test_rejects_match_logweir_run(runs: Runs) -> None:

@@ -55,6 +55,10 @@ FOLLOW_BATCH_BYTES = 2 << 20
 
 #: A run shorter than this shows no progress bar at all.
 PROGRESS_AFTER_S = 0.5
+#: ``max_publish_interval`` under ``--serve`` unless one is set: a line
+#: then waits at most this for its window's row, plus the dashboard's half
+#: second between fetches.
+SERVE_MAX_PUBLISH_S = 0.25
 
 
 def register(subparsers: Any) -> None:
@@ -221,6 +225,12 @@ def handle(args: argparse.Namespace) -> int:
         overrides["follow"] = overrides.pop("inputs")
     config = load_config(args.config, overrides)
     _take_file_settings(args, config)
+    if args.serve and "max_publish_interval_s" not in config.model_fields_set:
+        # Someone is watching: publish often enough that the dashboard,
+        # which fetches twice a second, shows a line within a second.
+        config = config.model_copy(
+            update={"max_publish_interval_s": SERVE_MAX_PUBLISH_S}
+        )
     if args.report is not None:
         from logweir.serve.report import check_report_target
 

@@ -33,9 +33,13 @@ is acknowledged by the broker, and fails otherwise.
 
 Without transactions (``--no-transactions``, for brokers that refuse
 them) the positions are still written only after every line up to them
-was acknowledged (``flush``), but a crash between the two sends the lines
-since the last record again: at-least-once, with duplicates that the lake
-cannot tell apart (they have new offsets). See docs/kafka.md.
+was acknowledged (``flush``) and none was refused: librdkafka reports each
+failed delivery (``delivery.report.only.error``, so a good message costs
+no callback), and one refused line stops the shipper with an error naming
+the broker's reason, its positions not advanced. A crash between the lines
+and the record, or that stop, sends the lines since the last record again
+on the next start: at-least-once, with duplicates that the lake cannot
+tell apart (they have new offsets). See docs/kafka.md.
 """
 
 from __future__ import annotations
@@ -149,6 +153,9 @@ class Shipper:
             self._parser = compiled_parser(self._format, self._options)
         self._where = f"{config.url} (shipper {config.shipper_id})"
         self.summary = ShipSummary(format=self._format)
+        #: Deliveries the broker refused since the last commit, and why.
+        self._refused = 0
+        self._refusal: KafkaError | None = None
         self._producer = Producer(self._producer_settings())
         self._pending_lines = 0
         self._sample: list[str] = []
@@ -165,6 +172,10 @@ class Shipper:
             # A transaction holds up to commit_lines messages in flight.
             "queue.buffering.max.messages": max(100_000, 2 * config.commit_lines),
             "error_cb": self._on_error,
+            # Reports for failed deliveries only: a callback per good line
+            # would cost more than producing it.
+            "delivery.report.only.error": True,
+            "on_delivery": self._on_delivery,
         }
         if config.transactions:
             settings["transactional.id"] = f"logweir-ship-{config.shipper_id}"
@@ -326,8 +337,10 @@ class Shipper:
         )
         try:
             if not self.config.transactions:
-                # Every line acknowledged before the positions are written.
+                # Every line acknowledged, and none refused, before the
+                # positions are written.
                 self._flush()
+                self._check_delivered()
             self._producer.produce(
                 self.config.checkpoint_topic,
                 record.encode(),
@@ -382,6 +395,7 @@ class Shipper:
         self.summary.aborted += 1
         self.summary.lines -= self._pending_lines
         self._pending_lines = 0
+        self._refused, self._refusal = 0, None
         source.close()
         positions = read_positions(
             self.config.url.bootstrap,
@@ -390,6 +404,25 @@ class Shipper:
         )
         self._producer.begin_transaction()
         return self._make_source(positions)
+
+    def _on_delivery(self, error: KafkaError | None, message: Any) -> None:
+        """librdkafka's report of a failed delivery (called from ``poll``)."""
+        if error is not None:
+            self._refused += 1
+            if self._refusal is None:
+                self._refusal = error
+
+    def _check_delivered(self) -> None:
+        """Raise :class:`SinkError` if the broker refused any line since
+        the last commit (the positions then stay where they were)."""
+        if not self._refused:
+            return
+        assert self._refusal is not None
+        raise SinkError(
+            f"{self._where}: {self._refused} lines were not delivered "
+            f"({_reason(KafkaException(self._refusal))}); positions not "
+            "advanced, so the next start sends them again"
+        )
 
     def _flush(self) -> None:
         left = self._producer.flush(TRANSACTION_TIMEOUT_S)

@@ -527,6 +527,11 @@ class StreamPipeline:
         return polls
 
     def _idle_for(self, seconds: float) -> bool:
+        # A source still settling (a Kafka consumer joining its group) has
+        # not had the chance to deliver: its idle time starts afterwards.
+        if getattr(self.source, "settling", False):
+            self._last_data = time.monotonic()
+            return False
         # A revoke under way blocks the reader until its barrier unit is
         # written: that is no idle source.
         barrier = self._last_barrier

@@ -3,7 +3,7 @@
 :func:`create_app` builds a FastAPI app over a :class:`StoreReader`:
 
 =========================  ==============================================
-``GET /``                  the dashboard (refreshes itself every second)
+``GET /``                  the dashboard (refreshes itself twice a second)
 ``GET /api/health``        liveness and what is being served
 ``GET /api/sizes``         window sizes and dimensions in the store
 ``GET /api/windows``       window rows by size, time range, dimension, key
@@ -243,12 +243,26 @@ def _alert_records(rows: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    return None if moment is None else data.utc(moment)
+    """``moment`` in UTC; 422 when it has no UTC equivalent (year 1 at
+    +01:00 is before the first representable instant)."""
+    if moment is None:
+        return None
+    try:
+        return data.utc(moment)
+    except (OverflowError, ValueError):
+        raise HTTPException(
+            422, f"time {moment.isoformat()} is out of range in UTC"
+        ) from None
 
 
-def _check_range(start: datetime | None, end: datetime | None) -> None:
+def _utc_range(
+    start: datetime | None, end: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """Both ends in UTC (so that naive and aware times compare), checked."""
+    start, end = _utc(start), _utc(end)
     if start is not None and end is not None and end < start:
         raise HTTPException(400, "end is before start")
+    return start, end
 
 
 # -- middleware ----------------------------------------------------------------
@@ -432,7 +446,7 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
     ) -> Any:
         """Window rows, oldest first: the latest ``limit`` rows in the range."""
-        _check_range(start, end)
+        start, end = _utc_range(start, end)
         with reader.cursor() as cursor:
             if size_s is None:
                 size_s = data.default_size(data.window_sizes(cursor)) or 60
@@ -442,8 +456,8 @@ def create_app(
                 step_s=step_s,
                 dimension=dimension,
                 key=key,
-                start=_utc(start),
-                end=_utc(end),
+                start=start,
+                end=end,
                 limit=limit,
             )
         return _json(
@@ -467,7 +481,7 @@ def create_app(
 
         Lower bounds, not exact counts (see the docs); ``exact`` says so.
         """
-        _check_range(start, end)
+        start, end = _utc_range(start, end)
         with reader.cursor() as cursor:
             if size_s is None:
                 size_s = data.default_size(data.window_sizes(cursor))
@@ -475,7 +489,7 @@ def create_app(
                 rows = pl.DataFrame()
             else:
                 rows = data.read_windows(
-                    cursor, size_s=size_s, start=_utc(start), end=_utc(end), limit=10**6
+                    cursor, size_s=size_s, start=start, end=end, limit=10**6
                 )
         column = data.TOP_COLUMNS[kind]
         entries = data.top_entries(rows[column].to_list(), n) if rows.height else []

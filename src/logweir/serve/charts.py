@@ -1,6 +1,6 @@
 """Charts drawn as SVG text on the server: no script library, no CDN.
 
-The dashboard swaps freshly drawn charts in every second, and the HTML
+The dashboard swaps freshly drawn charts in twice a second, and the HTML
 report inlines the same SVG, so one drawing serves both and the report
 opens without any network. Colours come from CSS classes (``s-*``), never
 ``style`` attributes, so the dashboard's Content-Security-Policy can

@@ -3,7 +3,7 @@
 :func:`panels_html` draws the headline figures, the charts
 (:mod:`.charts`), the top tables and the alerts. The dashboard page
 (:func:`dashboard_page`) loads it once and its script fetches it again
-every second; the report (:func:`report_page`) inlines it, with its CSS,
+twice a second; the report (:func:`report_page`) inlines it, with its CSS,
 into one file that needs no network. Every text that comes from a log is
 escaped.
 """

@@ -198,6 +198,8 @@ class KafkaSource:
         self._max_lines = max_batch_lines
         self._next: dict[str, int] = _check_positions(positions or {})
         self._assigned: set[int] = set()
+        #: Whether the group has given this consumer its first assignment.
+        self._joined = False
         self._handler: RevokeHandler | None = None
         self._closed = False
         #: Assigned partitions that have delivered nothing yet, the messages
@@ -397,6 +399,14 @@ class KafkaSource:
         """The streams this consumer holds now (for logs and tests)."""
         return [stream_name(self.topic, p) for p in sorted(self._assigned)]
 
+    @property
+    def settling(self) -> bool:
+        """True while joining the group, and while newly assigned partitions
+        may still be silent: no lines then does not mean no more lines (a
+        fresh broker delays a group's first assignment by seconds), so the
+        pipeline does not count it as idle."""
+        return not self._joined or time.monotonic() < self._hold_until
+
     # -- rebalance callbacks (run inside poll) ---------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -411,6 +421,7 @@ class KafkaSource:
             self._assigned.add(tp.partition)
             self._silent.add(tp.partition)
         self._hold_until = time.monotonic() + FIRST_DATA_WAIT_S
+        self._joined = True
         consumer.incremental_assign(partitions)
         logger.info(
             "kafka: assigned %s",

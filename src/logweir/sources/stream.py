@@ -75,3 +75,8 @@ class StreamSource(Protocol):
     def close(self) -> None:
         """Release files, watches and connections."""
         ...
+
+
+# A source may also have a boolean ``settling`` attribute: true while it
+# cannot deliver yet (a Kafka consumer joining its group). ``exit_when_idle``
+# counts idle time only once it is false; sources without it never settle.

@@ -104,6 +104,8 @@ class SparkJobConfig:
     batch_bytes: int = DEFAULT_BATCH_BYTES
     percentile_accuracy: int = DEFAULT_PERCENTILE_ACCURACY
     distinct_rsd: float = DEFAULT_DISTINCT_RSD
+    #: Entries of each top list (files only; 0: no top lists).
+    top_n: int = 10
     #: ``kafka://HOST:PORT/TOPIC`` to read Kafka instead of files.
     source: str | None = None
     #: Kafka: Spark's checkpoint folder (default ``OUT/spark-checkpoint``).
@@ -184,9 +186,15 @@ def build_session(
     try:
         session = builder.getOrCreate()
     except PySparkException as error:
+        fetch = (
+            f", and could Spark fetch {packages} from Maven Central (--packages "
+            "names another version)?"
+            if packages
+            else "?"
+        )
         raise LogweirError(
             f"cannot start Spark ({master}): {_first_line(str(error))}; "
-            "is Java 17 or later installed (JAVA_HOME)?"
+            f"is Java 17 or later installed (JAVA_HOME){fetch}"
         ) from error
     session.sparkContext.setLogLevel("ERROR")
     return session
@@ -241,6 +249,7 @@ def run_spark_job(
         out=config.out.resolve(),
         batch_bytes=config.batch_bytes,
         dimensions=dimensions,
+        top_lists=config.top_n > 0,
     )
     own_session = spark is None and not session_running()
     session = spark or build_session(config.master, packages=config.packages)
@@ -327,6 +336,7 @@ def _run(
             config.lateness_s,
             accuracy=config.percentile_accuracy,
             rsd=config.distinct_rsd,
+            top_n=config.top_n,
         )
         with task_errors():
             table = union_all(frames).toArrow()

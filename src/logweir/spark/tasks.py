@@ -55,6 +55,8 @@ BASE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 #: Event columns a small dimension may be read from (``status_class`` is
 #: derived from ``status``).
 DIMENSION_COLUMNS: tuple[str, ...] = ("host", "method", "service", "level")
+#: Item columns of the top lists besides ``client_ip`` (a batch job only).
+TOP_COLUMNS: tuple[str, ...] = ("path", "user_agent")
 
 #: The per-chunk counts of a tally row.
 TALLY_COLUMNS: tuple[str, ...] = (
@@ -85,6 +87,8 @@ class TaskSettings:
     #: Whether tasks write the lake and rejects (a Kafka query's second and
     #: later window specs parse the same records again and do not).
     write_lake: bool = True
+    #: Whether events carry the top lists' items (path, user agent).
+    top_lists: bool = False
 
     @property
     def dimension_columns(self) -> tuple[str, ...]:
@@ -95,6 +99,8 @@ class TaskSettings:
         """The schema of what :func:`process_chunks` yields."""
         fields = [pa.field(name, kind) for name, kind in BASE_COLUMNS]
         fields += [pa.field(name, pa.string()) for name in self.dimension_columns]
+        if self.top_lists:
+            fields += [pa.field(name, pa.string()) for name in TOP_COLUMNS]
         fields += [pa.field(name, pa.int64()) for name in TALLY_COLUMNS]
         return pa.schema(fields)
 

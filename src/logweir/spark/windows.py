@@ -17,12 +17,19 @@ by Spark's own functions:
 * ``unique_clients``: ``approx_count_distinct`` (HyperLogLog++) asked for
   a relative standard deviation ``rsd`` of 0.02, which gives it 4 096
   registers and a standard error of 1.04/√4096 ≈ 1.6 %: the same register
-  count and bound as logweir's DataSketches HLL. (``rsd`` 0.01 means
+  count and bound as logweir's own HyperLogLog. (``rsd`` 0.01 means
   16 384 registers and made the whole aggregation two to three times
   slower, measured.)
-* ``top_paths``, ``top_clients``, ``top_user_agents``: null. Spark has no
-  mergeable top-N aggregate; a heavy-hitters pass would need a second
-  aggregation per window (see docs/scale.md, Known shortcomings).
+* ``top_paths``, ``top_clients``, ``top_user_agents`` (a batch job over
+  files): the overall and status-class rows list their ``top_n`` items,
+  most frequent first, ties by item, as JSON text in ``logweir run``'s
+  shape. Spark counts every (window, row, item) exactly and ranks them
+  (``row_number``), one more aggregation per list; ``logweir run`` keeps
+  Misra–Gries summaries, exact while a pane holds at most their capacity
+  of distinct items (docs/windows.md), so both give the same counts there
+  (an item tied with another at the cut may differ: logweir breaks such
+  ties by hash). A streaming (Kafka) query cannot hold a second
+  aggregation of the same window in append mode: its lists are null.
 
 Only the small dimensions (``status_class``, ``host``, ``method``,
 ``service``, ``level``) are supported; each event is given once to its
@@ -113,6 +120,58 @@ def _aggregates(accuracy: int, rsd: float) -> list[Column]:
     ]
 
 
+#: Top-list columns and the event column each ranks.
+TOP_LISTS: tuple[tuple[str, str], ...] = (
+    ("top_paths", "path"),
+    ("top_clients", "client_ip"),
+    ("top_user_agents", "user_agent"),
+)
+
+
+def _window(spec: WindowSpec) -> Column:
+    return F.window("ts", f"{spec.size_s} seconds", f"{spec.step_s} seconds").alias(
+        "window"
+    )
+
+
+def top_lists(
+    events: DataFrame, spec: WindowSpec, dimensions: Sequence[str], top_n: int
+) -> DataFrame:
+    """``window, dimension, key`` and the three top-list columns for the
+    overall and status-class rows of one spec (as ``logweir run`` has them).
+    """
+    from pyspark.sql import Window
+
+    chosen = [name for name in dimensions if name == "status_class"]
+    keyed = _keyed(events.where(F.col("ts").isNotNull()), chosen)
+    row = ["window", "dimension", "key"]
+    lists: DataFrame | None = None
+    for column, item in TOP_LISTS:
+        counted = (
+            keyed.where(F.col(item).isNotNull())
+            .groupBy(_window(spec), "dimension", "key", F.col(item).alias("item"))
+            .agg(F.count(F.lit(1)).alias("count"))
+        )
+        rank = F.row_number().over(
+            Window.partitionBy(*row).orderBy(F.desc("count"), F.asc("item"))
+        )
+        ranked = counted.withColumn("rank", rank).where(F.col("rank") <= top_n)
+        entries = F.array_sort(F.collect_list(F.struct("rank", "item", "count")))
+        listed = ranked.groupBy(*row).agg(
+            F.to_json(
+                F.transform(
+                    entries,
+                    lambda entry: F.struct(
+                        entry["item"].alias("key"), entry["count"].alias("count")
+                    ),
+                )
+            ).alias(column)
+        )
+        lists = listed if lists is None else lists.join(listed, row, "full")
+    assert lists is not None
+    return lists
+
+
 def spec_rows(
     events: DataFrame,
     spec: WindowSpec,
@@ -120,20 +179,30 @@ def spec_rows(
     *,
     accuracy: int = DEFAULT_PERCENTILE_ACCURACY,
     rsd: float = DEFAULT_DISTINCT_RSD,
+    top_n: int = 0,
 ) -> DataFrame:
-    """The rows of one window spec (``events`` may carry a watermark)."""
-    window = F.window("ts", f"{spec.size_s} seconds", f"{spec.step_s} seconds").alias(
-        "window"
-    )
+    """The rows of one window spec (``events`` may carry a watermark).
+
+    With ``top_n``, the top lists too (a batch query only: a streaming
+    query cannot join a second aggregation of the same window).
+    """
+    window = _window(spec)
     grouped = _keyed(events.where(F.col("ts").isNotNull()), dimensions).groupBy(
         window, "dimension", "key"
     )
     rows = grouped.agg(*_aggregates(accuracy, rsd))
+    top_columns = [F.lit(None).cast("string").alias(c) for c, _ in TOP_LISTS]
+    if top_n > 0:
+        rows = rows.join(
+            top_lists(events, spec, dimensions, top_n),
+            ["window", "dimension", "key"],
+            "left",
+        )
+        top_columns = [F.col(column) for column, _ in TOP_LISTS]
     classified = sum(
         (F.col(f"status_{c}xx") for c in STATUS_CLASSES[1:]), F.col("status_1xx")
     )
     percentiles = F.col("_percentiles")
-    top_null = F.lit(None).cast("string")
     return rows.select(
         F.lit(spec.size_s).cast("long").alias("window_size_s"),
         F.lit(spec.step_s).cast("long").alias("window_step_s"),
@@ -152,9 +221,7 @@ def spec_rows(
             )
         ),
         F.col("unique_clients").cast("long").alias("unique_clients"),
-        top_null.alias("top_paths"),
-        top_null.alias("top_clients"),
-        top_null.alias("top_user_agents"),
+        *top_columns,
     )
 
 
@@ -166,8 +233,11 @@ def window_rows(
     *,
     accuracy: int = DEFAULT_PERCENTILE_ACCURACY,
     rsd: float = DEFAULT_DISTINCT_RSD,
+    top_n: int = 0,
 ) -> list[DataFrame]:
     """One DataFrame of rows per spec, columns in ``WINDOW_SCHEMA`` order.
+
+    ``top_n`` > 0 adds the top lists (a batch query over files only).
 
     ``withWatermark`` sets the allowed lateness: in a streaming query
     (Kafka) Spark drops state and emits a window once the watermark passes
@@ -177,7 +247,9 @@ def window_rows(
     """
     watermarked = events.withWatermark("ts", f"{lateness_s} seconds")
     frames = [
-        spec_rows(watermarked, spec, dimensions, accuracy=accuracy, rsd=rsd)
+        spec_rows(
+            watermarked, spec, dimensions, accuracy=accuracy, rsd=rsd, top_n=top_n
+        )
         for spec in specs
     ]
     for frame in frames:

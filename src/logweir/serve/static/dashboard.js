@@ -1,4 +1,4 @@
-// logweir dashboard: fetch the panels again every second and swap them in.
+// logweir dashboard: fetch the panels again twice a second and swap them in.
 // The server draws every chart; this script only moves HTML.
 (function () {
   "use strict";
@@ -26,5 +26,5 @@
   }
 
   say("live");
-  setInterval(refresh, 1000);
+  setInterval(refresh, 500);
 })();
