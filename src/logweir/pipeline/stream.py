@@ -106,7 +106,7 @@ STREAM_IDLE_S = 60.0
 #: publish; longer ones (1 h of 1 min panes) every LONG_PUBLISH_S, or
 #: every LONG_PUBLISHES publishes when the interval is stretched (low
 #: rates), since forming them costs as much as the short ones together.
-SHORT_PANES = 10
+SHORT_PANES = 1
 LONG_PUBLISH_S = 1.0
 LONG_PUBLISHES = 3
 #: CPU budget of publishing per line: forming and storing the changed

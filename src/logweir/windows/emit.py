@@ -2,16 +2,17 @@
 
 Windows to emit are given as a frame ``(spec, start_s)``: the index of a
 spec in the config and the window's start in epoch seconds. Every metric is
-formed for all those windows at once, in two vectorized steps:
+formed for all those windows at once.
 
-1. per pane, cells are summed into dimension rows (``group`` ids: the
-   overall row and one per small-dimension value);
-2. per window, the panes it spans are summed.
-
-Keys are small integers packed into one 64-bit column (pane or window
-index, group id, kind), so each step is a ``group_by`` on one integer.
-HyperLogLog registers are merged with NumPy, a window's dimension rows all
-at once.
+A state row (a pane's counts for one cell, one duration bucket, one item…)
+counts towards every window its pane is in and every dimension row its
+cell feeds. Both fan-outs are small integer lookups (*layers*: the k-th
+window of each pane, the k-th group of each cell), done with NumPy on the
+rows' pane and cell numbers, so each metric is one pass of array
+arithmetic, plus one Polars query for the item lists. Follow mode forms
+the few open windows many times a second: there, the fixed cost of each
+query is what counts (about a quarter of a millisecond each, measured), so
+the steps are kept to a handful of queries in all.
 """
 
 from __future__ import annotations
@@ -22,40 +23,52 @@ import numpy as np
 import polars as pl
 
 from logweir.schema import WINDOW_SCHEMA
-from logweir.windows import distinct, topk
+from logweir.windows import distinct
 from logweir.windows.batch import KINDS, STATUS_COLUMNS
 from logweir.windows.dimensions import ALL, STATUS_CLASSES
 from logweir.windows.quantiles import QUANTILES, quantiles
 from logweir.windows.state import PaneState
 
 _US = 1_000_000
-#: Packing of (pane or window index, group id, kind) into one integer.
-_KIND_SPAN = 4
-_GROUP_SPAN = 1 << 20
-#: Windows or panes one emission may span (keys must stay below 2**48).
+#: Kinds of top list: the list's index is ``wid * groups * KINDS + gid * KINDS
+#: + kind``.
+_KIND_SPAN = len(KINDS)
+#: Spreads list numbers over 64 bits before they are mixed into item hashes.
+_LIST_MIX = 0x9E3779B97F4A7C15
+#: Windows or panes one emission may span (as a sanity bound).
 MAX_INDEX = 1 << 24
-_ITEM_SEED = 211
-#: Stands for "every status class" where items are keyed by class.
-_ALL_CLASS = 255
 
 
 @dataclass(frozen=True)
 class _Plan:
     """The windows being emitted and how panes and groups map onto them.
 
-    * ``windows``: ``wid, spec, start_s`` (one row per window);
-    * ``spans``: ``wid, pid`` (one row per window and pane it spans);
-    * ``panes``: ``pid, pane`` (the panes any window needs);
-    * ``groups``: ``gid, dimension, key``; ``cell_groups``: ``cell, gid``;
+    * ``spec``, ``start_s``: per window (``wid`` is the index);
+    * ``pane_ids``: the panes any window needs, sorted (``pid`` the index);
+    * ``window_layers``: ``(fan-out, panes)``, the wid of each pane's k-th
+      window (or -1);
+    * ``groups``: ``gid, dimension, key``; ``cells`` (sorted) and
+      ``cell_layers``: the gid of each cell's k-th group (or -1);
     * ``tables``: the state's tables, only the rows of those panes.
     """
 
-    windows: pl.DataFrame
-    spans: pl.DataFrame
-    panes: pl.DataFrame
+    spec: np.ndarray
+    start_s: np.ndarray
+    pane_ids: np.ndarray
+    window_layers: np.ndarray
+    panes_per_window: np.ndarray
     groups: pl.DataFrame
-    cell_groups: pl.DataFrame
+    cells: np.ndarray
+    cell_layers: np.ndarray
     tables: dict[str, pl.DataFrame]
+
+    @property
+    def windows(self) -> int:
+        return len(self.spec)
+
+    @property
+    def group_count(self) -> int:
+        return self.groups.height
 
 
 def emit(state: PaneState, windows: pl.DataFrame) -> pl.DataFrame:
@@ -63,71 +76,83 @@ def emit(state: PaneState, windows: pl.DataFrame) -> pl.DataFrame:
     if windows.is_empty():
         return pl.DataFrame(schema=WINDOW_SCHEMA)
     plan = _plan(state, windows)
-    small = _small_rows(state, plan)
+    keyed = _small_rows(state, plan).lazy()
     for extra in (
-        _quantile_rows(state, plan),
+        _quantile_rows(plan),
         _unique_rows(state, plan),
         _top_rows(state, plan),
     ):
-        small = small.join(extra, on=["wid", "gid"], how="left")
-    labelled = small.join(plan.groups, on="gid").drop("gid")
-    rows = pl.concat([labelled, _heavy_rows(state, plan)], how="diagonal_relaxed")
-    return _finish(state, rows.join(plan.windows, on="wid"))
+        if extra is not None:
+            keyed = keyed.join(extra.lazy(), on=["wid", "gid"], how="left")
+    labelled = keyed.join(plan.groups.lazy(), on="gid").drop("gid")
+    heavy = _heavy_rows(state, plan)
+    if heavy is not None:
+        labelled = pl.concat([labelled, heavy.lazy()], how="diagonal_relaxed")
+    return _finish(state, plan, labelled)
+
+
+# -- planning ------------------------------------------------------------------
 
 
 def _plan(state: PaneState, windows: pl.DataFrame) -> _Plan:
     pane_s = state.config.pane_s
-    sizes = pl.Series([spec.size_s for spec in state.config.specs], dtype=pl.Int64)
-    numbered = (
-        windows.select(pl.col("spec").cast(pl.Int32), pl.col("start_s").cast(pl.Int64))
-        .sort("spec", "start_s")
-        .with_row_index("wid")
+    sizes = np.array([spec.size_s for spec in state.config.specs], dtype=np.int64)
+    spec = windows.get_column("spec").cast(pl.Int64).to_numpy()
+    start = windows.get_column("start_s").cast(pl.Int64).to_numpy()
+    order = np.lexsort((start, spec))
+    spec, start = spec[order], start[order]
+    first = start // pane_s
+    count = (start + sizes[spec]) // pane_s - first
+    wid = np.repeat(np.arange(len(spec)), count)
+    pane = np.repeat(first, count) + (
+        np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
     )
-    size = pl.col("spec").map_batches(
-        lambda spec: sizes.gather(spec), return_dtype=pl.Int64
-    )
-    spans = numbered.select(
-        "wid",
-        pl.int_ranges(
-            pl.col("start_s") // pane_s,
-            (pl.col("start_s") + size) // pane_s,
-            dtype=pl.Int64,
-        ).alias("pane"),
-    ).explode("pane")
-    panes = spans.select("pane").unique().sort("pane").with_row_index("pid")
-    groups, cell_groups = _groups(state)
+    pane_ids = np.unique(pane)
+    if len(spec) > MAX_INDEX or len(pane_ids) > MAX_INDEX:
+        raise ValueError(f"too many windows or panes at once: {len(spec)}")
+    groups, cells, cell_layers = _groups(state)
     return _Plan(
-        windows=numbered,
-        spans=spans.join(panes, on="pane").select("wid", "pid"),
-        panes=panes,
+        spec=spec,
+        start_s=start,
+        pane_ids=pane_ids,
+        window_layers=layers(np.searchsorted(pane_ids, pane), wid, len(pane_ids)),
+        panes_per_window=count,
         groups=groups,
-        cell_groups=cell_groups,
-        tables=_needed_rows(state, panes.get_column("pane")),
+        cells=cells,
+        cell_layers=cell_layers,
+        tables=_needed_rows(state, pane_ids),
     )
 
 
-def _needed_rows(state: PaneState, panes: pl.Series) -> dict[str, pl.DataFrame]:
+def _needed_rows(state: PaneState, panes: np.ndarray) -> dict[str, pl.DataFrame]:
     """The state's tables cut to ``panes``, once for every step below.
 
     Follow mode forms the one or two open windows of each size from a
-    state holding an hour of panes; without the cut every step would hash
-    every pane's rows only to join most of them away.
+    state holding an hour of panes; without the cut every step would go
+    through every pane's rows.
     """
     frames = {name: table.frame() for name, table in state.tables.items()}
-    held = frames["numeric"].get_column("pane").n_unique()
-    if held <= panes.len():
-        return frames  # (nearly) every pane is needed: the cut saves nothing
-    wanted = pl.col("pane").is_in(panes.implode())
-    return {name: frame.filter(wanted) for name, frame in frames.items()}
+    held = frames["numeric"].get_column("pane")
+    if held.is_empty():
+        return frames
+    inside = held.min() >= panes[0] and held.max() <= panes[-1]
+    if inside and len(panes) >= held.n_unique():
+        return frames  # every pane is needed: the cut saves nothing
+    wanted = pl.col("pane").is_in(pl.Series(panes).implode())
+    return {
+        name: frame.filter(wanted) if frame.height else frame
+        for name, frame in frames.items()
+    }
 
 
 #: The group numbering of the last group map seen (follow mode forms rows
-#: many times a second from the same map): (map, groups, cell_groups).
-_groups_cache: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None = None
+#: many times a second from the same map): (map, groups, cells, layers).
+_groups_cache: tuple[pl.DataFrame, pl.DataFrame, np.ndarray, np.ndarray] | None = None
 
 
-def _groups(state: PaneState) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``gid, dimension, key`` per dimension row, and ``cell, gid`` pairs.
+def _groups(state: PaneState) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """``gid, dimension, key, ghash`` per dimension row, the sorted cells,
+    and the gid of each cell's k-th group as :func:`layers`.
 
     The group map is replaced (never changed in place) when new cells are
     learned, so the numbering is reused while the same frame is current.
@@ -135,332 +160,353 @@ def _groups(state: PaneState) -> tuple[pl.DataFrame, pl.DataFrame]:
     global _groups_cache
     cached = _groups_cache
     if cached is not None and cached[0] is state.group_map:
-        return cached[1], cached[2]
+        return cached[1], cached[2], cached[3]
+    mapping = state.group_map
     groups = (
-        state.group_map.select("dimension", "key")
-        .unique()
+        mapping.select("dimension", "key", "ghash")
+        .unique("ghash")
         .sort("dimension", "key")
         .with_row_index("gid")
     )
-    cell_groups = state.group_map.join(groups, on=["dimension", "key"]).select(
-        "cell", "gid"
+    numbered = mapping.join(groups.select("ghash", "gid"), on="ghash")
+    cell_of = numbered.get_column("cell").to_numpy()
+    cells = np.unique(cell_of)
+    cell_layers = layers(
+        np.searchsorted(cells, cell_of),
+        numbered.get_column("gid").to_numpy().astype(np.int64),
+        len(cells),
     )
-    _groups_cache = (state.group_map, groups, cell_groups)
-    return groups, cell_groups
+    _groups_cache = (mapping, groups, cells, cell_layers)
+    return groups, cells, cell_layers
 
 
-def _per_pane(table: pl.DataFrame, plan: _Plan) -> pl.LazyFrame:
-    """Rows of the needed panes, with their pane index and each group of
-    their cell (a cell feeds several groups, so rows multiply)."""
-    return (
-        table.lazy()
-        .join(plan.panes.lazy(), on="pane")
-        .join(plan.cell_groups.lazy(), on="cell")
+def layers(sources: np.ndarray, targets: np.ndarray, size: int) -> np.ndarray:
+    """A ``(fan-out, size)`` array: row k maps each source index to its k-th
+    target index (or -1), from (source, target) index pairs."""
+    if len(sources) == 0:
+        return np.full((0, size), -1, dtype=np.int64)
+    order = np.argsort(sources, kind="stable")
+    sources, targets = sources[order], targets[order]
+    starts = np.flatnonzero(np.r_[True, sources[1:] != sources[:-1]])
+    lengths = np.diff(np.r_[starts, len(sources)])
+    depth = np.arange(len(sources)) - np.repeat(starts, lengths)
+    result = np.full((int(lengths.max()), size), -1, dtype=np.int64)
+    result[depth, sources] = targets
+    return result
+
+
+@dataclass(frozen=True)
+class _Fanned:
+    """Rows of a table sent to every (window, group) they count in:
+    ``target`` is ``wid * groups + gid``, ``row`` the table row."""
+
+    target: np.ndarray
+    row: np.ndarray
+
+
+def _fan_out(plan: _Plan, panes: np.ndarray, cells: np.ndarray | None) -> _Fanned:
+    """Where each table row (by its pane and, if given, cell) counts.
+
+    Rows of panes outside the plan go nowhere; without ``cells``, every
+    row goes to group 0 (the caller adds the group itself).
+    """
+    found = np.searchsorted(plan.pane_ids, panes).clip(0, len(plan.pane_ids) - 1)
+    inside = np.flatnonzero(plan.pane_ids[found] == panes)
+    pids = found[inside]
+    targets, rows = [], []
+    groups = plan.group_count
+    if cells is None:
+        group_layers = [np.zeros(len(inside), dtype=np.int64)]
+    else:
+        index = np.searchsorted(plan.cells, cells[inside])
+        group_layers = [layer[index] for layer in plan.cell_layers]
+    for windows in plan.window_layers:
+        wid = windows[pids]
+        for gid in group_layers:
+            keep = (wid >= 0) & (gid >= 0)
+            targets.append(wid[keep] * groups + gid[keep])
+            rows.append(inside[keep])
+    if not targets:
+        empty = np.zeros(0, dtype=np.int64)
+        return _Fanned(empty, empty)
+    return _Fanned(np.concatenate(targets), np.concatenate(rows))
+
+
+def _keys(targets: np.ndarray, groups: int) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "wid": pl.Series(targets // groups, dtype=pl.UInt32),
+            "gid": pl.Series(targets % groups, dtype=pl.UInt32),
+        }
     )
+
+
+# -- metrics -----------------------------------------------------------------
 
 
 def _small_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
     """Exact counting columns for the overall and small-dimension rows."""
-    status = pl.col("status_class")
-    per_pane = (
-        _per_pane(plan.tables["numeric"], plan)
-        .join(state.cells.lazy().select("cell", "status_class"), on="cell")
-        .group_by("pid", "gid")
-        .agg(
-            pl.col("requests").sum(),
-            pl.col("bytes").sum(),
-            *[
-                pl.col("requests").filter(status == f"{n}xx").sum().alias(name)
-                for n, name in zip(STATUS_CLASSES, STATUS_COLUMNS, strict=True)
-            ],
+    numeric = plan.tables["numeric"]
+    cells = numeric.get_column("cell").to_numpy()
+    fanned = _fan_out(plan, numeric.get_column("pane").to_numpy(), cells)
+    size = plan.windows * plan.group_count
+    requests = numeric.get_column("requests").to_numpy()[fanned.row]
+    sizes = numeric.get_column("bytes").to_numpy()[fanned.row]
+    totals = {
+        "requests": _summed(fanned.target, requests, size),
+        "bytes": _summed(fanned.target, sizes, size),
+    }
+    classes = _cell_classes(state, cells)[fanned.row]
+    for number, name in zip(STATUS_CLASSES, STATUS_COLUMNS, strict=True):
+        totals[name] = _summed(
+            fanned.target, np.where(classes == number, requests, 0), size
         )
-    )
-    return (
-        per_pane.join(plan.spans.lazy(), on="pid")
-        .group_by("wid", "gid")
-        .agg(pl.col("requests", "bytes", *STATUS_COLUMNS).sum())
-        .collect()
+    present = np.flatnonzero(_summed(fanned.target, np.ones_like(requests), size))
+    return _keys(present, plan.group_count).with_columns(
+        pl.Series(name, values[present], dtype=pl.UInt64)
+        for name, values in totals.items()
     )
 
 
-def _quantile_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
-    """Percentiles per window and group from the (pane, cell, bucket) rows.
+def _summed(target: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """Exact integer sums of ``values`` per target (0 to ``size - 1``)."""
+    total = np.zeros(size, dtype=np.uint64)
+    np.add.at(total, target, values.astype(np.uint64, copy=False))
+    return total
 
-    Each row counts towards every window its pane is in and every group its
-    cell feeds; rather than materialize that product with joins, the
-    (window, group) index of each pairing is computed with NumPy lookups
-    and all pairings go to :func:`quantiles` at once.
-    """
-    hist = plan.tables["hist"]
-    groups = plan.groups.height
-    pane_ids = plan.panes.get_column("pane").to_numpy()
-    panes = hist.get_column("pane").to_numpy()
-    found = np.searchsorted(pane_ids, panes).clip(0, len(pane_ids) - 1)
-    needed = pane_ids[found] == panes
-    pids = found[needed]
-    window_layers = _layers(plan.spans, "pid", "wid", len(pane_ids))
-    cells, cell_layers = _cell_layers(plan)
-    cell_index = np.searchsorted(cells, hist.get_column("cell").to_numpy()[needed])
-    buckets = hist.get_column("bucket").to_numpy()[needed]
-    counts = hist.get_column("count").to_numpy()[needed]
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for windows in window_layers:
-        wid = windows[pids]
-        for group_layer in cell_layers:
-            gid = group_layer[cell_index]
-            keep = (wid >= 0) & (gid >= 0)
-            parts.append((wid[keep] * groups + gid[keep], buckets[keep], counts[keep]))
-    index, bucket, count = (
-        np.concatenate(column) for column in zip(*parts, strict=True)
+
+def _cell_classes(state: PaneState, cells: np.ndarray) -> np.ndarray:
+    """The status class number (1-5, 0 for none) of each cell."""
+    known = state.cells
+    ids = known.get_column("cell").to_numpy()
+    classes = (
+        known.get_column("status_class")
+        .str.head(1)
+        .cast(pl.UInt8, strict=False)
+        .fill_null(0)
+        .to_numpy()
     )
-    values = quantiles(index, bucket, count, plan.windows.height * groups)
-    rows = pl.int_range(plan.windows.height * groups, dtype=pl.Int64, eager=True)
-    return pl.DataFrame(
-        {
-            "wid": (rows // groups).cast(pl.UInt32),
-            "gid": (rows % groups).cast(pl.UInt32),
-            **{name: pl.Series(array).fill_nan(None) for name, array in values.items()},
-        }
-    ).drop_nulls(QUANTILES[0][0])
-
-
-def _layers(pairs: pl.DataFrame, source: str, target: str, size: int) -> np.ndarray:
-    """A ``(fan-out, size)`` array: row k maps each source index to its k-th
-    target index (or -1). ``pairs`` holds (source, target) index pairs."""
-    ordered = pairs.select(
-        pl.col(source).cast(pl.Int64), pl.col(target).cast(pl.Int64)
-    ).sort(source)
-    sources = ordered.get_column(source).to_numpy()
-    targets = ordered.get_column(target).to_numpy()
-    if len(sources) == 0:
-        return np.full((0, size), -1, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, sources[1:] != sources[:-1]])
-    lengths = np.diff(np.r_[starts, len(sources)])
-    layer = np.arange(len(sources)) - np.repeat(starts, lengths)
-    result = np.full((int(lengths.max()), size), -1, dtype=np.int64)
-    result[layer, sources] = targets
+    order = np.argsort(ids)
+    found = np.searchsorted(ids, cells, sorter=order).clip(0, len(ids) - 1)
+    result: np.ndarray = classes[order][found]
     return result
 
 
-def _cell_layers(plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted cell ids, and the groups of each cell as :func:`_layers`."""
-    cells = np.unique(plan.cell_groups.get_column("cell").to_numpy())
-    indexed = plan.cell_groups.with_columns(
-        cell_index=pl.Series(
-            np.searchsorted(cells, plan.cell_groups.get_column("cell").to_numpy())
-        )
+def _quantile_rows(plan: _Plan) -> pl.DataFrame | None:
+    """Percentiles per window and group from the (pane, cell, bucket) rows."""
+    hist = plan.tables["hist"]
+    if hist.is_empty():
+        return None
+    fanned = _fan_out(
+        plan, hist.get_column("pane").to_numpy(), hist.get_column("cell").to_numpy()
     )
-    return cells, _layers(indexed, "cell_index", "gid", len(cells))
-
-
-def _top_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
-    """``top_*`` JSON columns for the overall and status-class rows.
-
-    Item summaries are kept per pane and status class (each cut to the
-    Misra–Gries capacity); the overall row of a pane sums its classes. A
-    window of one pane lists its pane's items directly; a longer window
-    sums its panes first. Item text is gathered only for the items listed.
-    """
-    items = plan.tables["items"].with_row_index("row")
-    per_pane = _pane_items(state, plan, items)
-    single, multi = _split_spans(plan)
-    exact = per_pane.join(single, on="pid").with_columns(
-        group=_pack(pl.col("wid"), pl.col("gid"), pl.col("kind"))
+    size = plan.windows * plan.group_count
+    values = quantiles(
+        fanned.target,
+        hist.get_column("bucket").to_numpy()[fanned.row],
+        hist.get_column("count").to_numpy()[fanned.row],
+        size,
     )
-    summed = (
-        per_pane.lazy()
-        .join(multi.lazy(), on="pid")
-        .with_columns(group=_pack(pl.col("wid"), pl.col("gid"), pl.col("kind")))
-        .group_by((pl.col("group").hash(_ITEM_SEED) ^ pl.col("ihash")).alias("k"))
-        .agg(pl.col("count").sum(), pl.col("row", "group", "ihash").first())
-        .collect()
-    )
-    columns = ["group", "row", "ihash", "count"]
-    listed = topk.top_rows(
-        pl.concat([exact.select(columns), summed.select(columns)]),
-        "group",
-        state.config.top_n,
-    )
-    named = listed.with_columns(
-        ihash=items.get_column("ihash").gather(listed.get_column("row"))
-    ).join(state.names, on="ihash", how="left")
-    tops = topk.to_json(named, "group").with_columns(
-        wid=(pl.col("group") // (_GROUP_SPAN * _KIND_SPAN)).cast(pl.UInt32),
-        gid=(pl.col("group") // _KIND_SPAN % _GROUP_SPAN).cast(pl.UInt32),
-        kind=(pl.col("group") % _KIND_SPAN).cast(pl.UInt8),
-    )
-    return tops.group_by("wid", "gid").agg(
-        pl.col("top").filter(pl.col("kind") == kind).first().alias(column)
-        for kind, (column, _) in enumerate(KINDS)
+    present = np.flatnonzero(~np.isnan(values[QUANTILES[0][0]]))
+    return _keys(present, plan.group_count).with_columns(
+        pl.Series(name, array[present], dtype=pl.Float64)
+        for name, array in values.items()
     )
 
 
-def _pane_items(state: PaneState, plan: _Plan, items: pl.DataFrame) -> pl.DataFrame:
-    """Item counts per (pane index, group, kind) for the overall and
-    status-class groups, keyed by a packed ``group``."""
-    gids = plan.groups.with_columns(
-        status_class=pl.when(pl.col("dimension") == "status_class")
-        .then(pl.col("key").str.head(1).cast(pl.UInt8, strict=False))
-        .when(pl.col("dimension") == ALL)
-        .then(pl.lit(_ALL_CLASS, dtype=pl.UInt8))
-    ).filter(pl.col("status_class").is_not_null())
-    base = (
-        items.lazy()
-        .select("row", "pane", "status_class", "kind", "ihash", "count")
-        .join(plan.panes.lazy(), on="pane")
-    )
-    overall = (
-        base.group_by("pid", "kind", "ihash")
-        .agg(pl.col("count").sum(), pl.col("row").first())
-        .with_columns(status_class=pl.lit(_ALL_CLASS, dtype=pl.UInt8))
-    )
-    parts = [overall]
-    if "status_class" in state.config.small:
-        parts.append(base.filter(pl.col("status_class") > 0))
-    columns = ["pid", "status_class", "kind", "ihash", "count", "row"]
-    return (
-        pl.concat([part.select(columns) for part in parts])
-        .join(gids.lazy().select("gid", "status_class"), on="status_class")
-        .with_columns(group=_pack(pl.col("pid"), pl.col("gid"), pl.col("kind")))
-        .collect()
-    )
-
-
-def _split_spans(plan: _Plan) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Spans of one-pane windows, and of the others."""
-    counted = plan.spans.with_columns(panes=pl.len().over("wid"))
-    single = counted.filter(pl.col("panes") == 1).select("wid", "pid")
-    multi = counted.filter(pl.col("panes") > 1).select("wid", "pid")
-    return single, multi
-
-
-def _pack(index: pl.Expr, gid: pl.Expr, kind: pl.Expr) -> pl.Expr:
-    """One integer for (pane or window index, group id, kind)."""
-    wide = pl.UInt64
-    return (index.cast(wide) * _GROUP_SPAN + gid.cast(wide)) * _KIND_SPAN + kind.cast(
-        wide
-    )
-
-
-def _unique_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
+def _unique_rows(state: PaneState, plan: _Plan) -> pl.DataFrame | None:
     """Distinct client estimates per window and dimension row.
 
     Registers are kept per pane and dimension row; a window of one pane
     reads its pane's row, a longer one merges its panes' rows (by maximum)
     first. Every row is estimated in one vectorized pass.
     """
-    schema = {"wid": pl.UInt32, "gid": pl.UInt32, "unique_clients": pl.Float64}
-    groups = plan.groups.height
-    pane_ids = plan.panes.get_column("pane").to_numpy()
-    panes, ghashes, rows = state.registers.select(pane_ids)
+    panes, ghashes, rows = state.registers.select(plan.pane_ids)
     if len(rows) == 0:
-        return pl.DataFrame(schema=schema)
-    gid_of = _gid_by_hash(state, plan)
-    known = np.searchsorted(gid_of[0], ghashes).clip(0, len(gid_of[0]) - 1)
-    mapped = gid_of[0][known] == ghashes
-    pids = np.searchsorted(pane_ids, panes[mapped])
-    gids = gid_of[1][known[mapped]]
+        return None
+    hashes = plan.groups.get_column("ghash").to_numpy()
+    order = np.argsort(hashes)
+    found = np.searchsorted(hashes, ghashes, sorter=order).clip(0, len(hashes) - 1)
+    mapped = hashes[order][found] == ghashes
+    gids = order[found][mapped].astype(np.int64)
+    pids = np.searchsorted(plan.pane_ids, panes[mapped])
     rows = rows[mapped]
-    spans = plan.spans.with_columns(panes=pl.len().over("wid"))
-    single = spans.filter(pl.col("panes") == 1)
-    multi = spans.filter(pl.col("panes") > 1)
-    parts = []
-    if single.height:
-        window_of = _layers(single, "pid", "wid", len(pane_ids))[0]
-        wid = window_of[pids]
-        keep = wid >= 0
-        parts.append(
-            (
-                wid[keep] * groups + gids[keep],
-                distinct.estimate(state.registers.rows[rows[keep]]),
-            )
+    groups = plan.group_count
+    single = plan.panes_per_window == 1
+    targets, sources, alone = [], [], []
+    for windows in plan.window_layers:
+        wid = windows[pids]
+        keep = np.flatnonzero(wid >= 0)
+        targets.append(wid[keep] * groups + gids[keep])
+        sources.append(rows[keep])
+        alone.append(single[wid[keep]])
+    target, source, one = (np.concatenate(part) for part in (targets, sources, alone))
+    keys = [target[one]]
+    values = [distinct.estimate(state.registers.rows[source[one]])]
+    if (~one).any():
+        merged_keys, merged = distinct.max_by(
+            target[~one], state.registers.rows, source[~one]
         )
-    if multi.height:
-        targets, sources = [], []
-        for windows in _layers(multi, "pid", "wid", len(pane_ids)):
-            wid = windows[pids]
-            keep = np.flatnonzero(wid >= 0)
-            targets.append(wid[keep] * groups + gids[keep])
-            sources.append(rows[keep])
-        keys, merged = distinct.max_by(
-            np.concatenate(targets), state.registers.rows, np.concatenate(sources)
+        keys.append(merged_keys)
+        values.append(distinct.estimate(merged))
+    key = np.concatenate(keys)
+    return _keys(key, groups).with_columns(
+        pl.Series("unique_clients", np.concatenate(values), dtype=pl.Float64)
+    )
+
+
+def _top_rows(state: PaneState, plan: _Plan) -> pl.DataFrame | None:
+    """``top_*`` JSON columns for the overall and status-class rows.
+
+    Item summaries are kept per pane and status class (each cut to the
+    Misra–Gries capacity); a window's overall row sums its panes' classes,
+    a status-class row its panes' summaries of that class. The ``top_n``
+    items of each list are kept by count, ties to the smaller item hash (so
+    the choice does not depend on row order); the text is looked up only
+    for those.
+    """
+    items = plan.tables["items"]
+    if items.is_empty():
+        return None
+    overall, class_gid = _class_groups(plan)
+    groups = plan.group_count
+    classes = items.get_column("status_class").to_numpy().astype(np.int64)
+    fanned = _fan_out(plan, items.get_column("pane").to_numpy(), None)
+    row = fanned.row
+    wid = fanned.target // groups
+    targets = [wid * groups + overall] if overall >= 0 else []
+    rows = [row] if overall >= 0 else []
+    by_class = class_gid[classes[row]]
+    keep = by_class >= 0
+    targets.append(wid[keep] * groups + by_class[keep])
+    rows.append(row[keep])
+    row = np.concatenate(rows)
+    if len(row) == 0:
+        return None
+    kinds = items.get_column("kind").to_numpy()[row].astype(np.int64)
+    top_n = state.config.top_n
+    listed = (
+        pl.DataFrame(
+            {
+                "list": (np.concatenate(targets) * _KIND_SPAN + kinds).astype(
+                    np.uint64
+                ),
+                "ihash": items.get_column("ihash").to_numpy()[row],
+                "count": items.get_column("count").to_numpy()[row],
+            }
         )
-        parts.append((keys, distinct.estimate(merged)))
-    keys = np.concatenate([key for key, _ in parts])
-    values = np.concatenate([value for _, value in parts])
-    return pl.DataFrame(
-        {
-            "wid": pl.Series(keys // groups, dtype=pl.UInt32),
-            "gid": pl.Series(keys % groups, dtype=pl.UInt32),
-            "unique_clients": values,
-        }
-    )
-
-
-def _gid_by_hash(state: PaneState, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted dimension-row hashes and the group id of each."""
-    hashed = (
-        state.group_map.select("dimension", "key", "ghash")
-        .unique("ghash")
-        .join(plan.groups, on=["dimension", "key"])
-        .sort("ghash")
-    )
-    return (
-        hashed.get_column("ghash").to_numpy(),
-        hashed.get_column("gid").to_numpy().astype(np.int64),
-    )
-
-
-def _heavy_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
-    """The ``top_n`` busiest keys of each heavy dimension per window."""
-    summed = (
-        plan.tables["heavy"]
         .lazy()
-        .join(plan.panes.lazy(), on="pane")
-        .join(plan.spans.lazy(), on="pid")
+        # One 64-bit key per (list, item): Polars groups a single integer
+        # about twice as fast as two columns (a clash of two keys is as
+        # unlikely as one of item hashes, see .batch).
+        .group_by((pl.col("ihash") ^ (pl.col("list") * _LIST_MIX)).alias("k"))
+        .agg(pl.col("list", "ihash").first(), pl.col("count").sum())
+        # Only the rows that can be among a list's top_n are sorted.
+        .filter(pl.col("count") >= pl.col("count").top_k(top_n).min().over("list"))
+        .sort(["list", "count", "ihash"], descending=[False, True, False])
+        .group_by("list", maintain_order=True)
+        .head(top_n)
+        .join(state.names.lazy(), on="ihash", how="left")
+        .sort(["list", "count", "item"], descending=[False, True, False])
+        .group_by("list", maintain_order=True)
+        .agg(
+            top=pl.lit("[")
+            + pl.struct(pl.col("item").alias("key"), "count")
+            .struct.json_encode()
+            .str.join(",")
+            + pl.lit("]")
+        )
+        .select(
+            (pl.col("list") // (_KIND_SPAN * groups)).cast(pl.UInt32).alias("wid"),
+            (pl.col("list") // _KIND_SPAN % groups).cast(pl.UInt32).alias("gid"),
+            (pl.col("list") % _KIND_SPAN).alias("kind"),
+            "top",
+        )
+        .group_by("wid", "gid")
+        .agg(
+            pl.col("top").filter(pl.col("kind") == kind).first().alias(column)
+            for kind, (column, _) in enumerate(KINDS)
+        )
+    )
+    return listed.collect()
+
+
+def _class_groups(plan: _Plan) -> tuple[int, np.ndarray]:
+    """The overall row's gid, and per status class number (0 for none, then
+    1 to 5) the gid of its row: -1 where there is none (classes not chosen,
+    or no such class seen)."""
+    overall = -1
+    by_class = np.full(max(STATUS_CLASSES) + 1, -1, dtype=np.int64)
+    for gid, dimension, key in plan.groups.select(
+        "gid", "dimension", "key"
+    ).iter_rows():
+        if dimension == ALL:
+            overall = gid
+        elif dimension == "status_class" and key[:1].isdigit():
+            number = int(key[0])
+            if 0 < number < len(by_class):
+                by_class[number] = gid
+    return overall, by_class
+
+
+def _heavy_rows(state: PaneState, plan: _Plan) -> pl.DataFrame | None:
+    """The ``top_n`` busiest keys of each heavy dimension per window."""
+    heavy = plan.tables["heavy"]
+    if not state.config.heavy or heavy.is_empty():
+        return None
+    fanned = _fan_out(plan, heavy.get_column("pane").to_numpy(), None)
+    wid = pl.Series("wid", fanned.target // plan.group_count, dtype=pl.UInt32)
+    return (
+        heavy[fanned.row]
+        .lazy()
+        .with_columns(wid)
         .group_by("wid", "dimension", "key")
         .agg(pl.col("requests", "bytes", *STATUS_COLUMNS).sum())
+        .sort(
+            ["wid", "dimension", "requests", "key"],
+            descending=[False, False, True, False],
+        )
+        .group_by("wid", "dimension", maintain_order=True)
+        .head(state.config.top_n)
         .collect()
     )
-    ordered = summed.sort(
-        ["wid", "dimension", "requests", "key"], descending=[False, False, True, False]
-    )
-    return ordered.group_by("wid", "dimension", maintain_order=True).head(
-        state.config.top_n
-    )
 
 
-def _finish(state: PaneState, rows: pl.DataFrame) -> pl.DataFrame:
+def _finish(state: PaneState, plan: _Plan, rows: pl.LazyFrame) -> pl.DataFrame:
     """Window columns, error rate and the exact schema, in a stable order."""
     specs = state.config.specs
-    spec_frame = pl.DataFrame(
+    sizes = np.array([spec.size_s for spec in specs], dtype=np.int64)[plan.spec]
+    steps = np.array([spec.step_s for spec in specs], dtype=np.int64)[plan.spec]
+    windows = pl.DataFrame(
         {
-            "spec": list(range(len(specs))),
-            "window_size_s": [spec.size_s for spec in specs],
-            "window_step_s": [spec.step_s for spec in specs],
-        },
-        schema={"spec": pl.Int32, "window_size_s": pl.Int64, "window_step_s": pl.Int64},
+            "wid": pl.Series(np.arange(plan.windows), dtype=pl.UInt32),
+            "window_size_s": sizes,
+            "window_step_s": steps,
+            "start_s": plan.start_s,
+        }
     )
     classified = pl.sum_horizontal(*STATUS_COLUMNS)
     start = (
         (pl.col("start_s") * _US).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     )
-    shaped = rows.join(spec_frame, on="spec").with_columns(
+    shaped = rows.join(windows.lazy(), on="wid").with_columns(
         window_start=start,
         window_end=start + pl.duration(seconds=pl.col("window_size_s")),
         error_rate=pl.when(classified > 0)
         .then(pl.col("status_5xx") / classified)
         .otherwise(None),
-        unique_clients=pl.col("unique_clients").round(0),
     )
-    missing = [
-        pl.lit(None, dtype=dtype).alias(name)
-        for name, dtype in WINDOW_SCHEMA.items()
-        if name not in shaped.columns
-    ]
-    ordered = shaped.with_columns(missing).sort(
-        ["window_size_s", "window_step_s", "window_start", "dimension", "key"]
-    )
-    return ordered.select(
-        [pl.col(name).cast(dtype) for name, dtype in WINDOW_SCHEMA.items()]
+    names = shaped.collect_schema().names()
+    columns = []
+    for name, dtype in WINDOW_SCHEMA.items():
+        if name not in names:
+            columns.append(pl.lit(None, dtype=dtype).alias(name))
+        elif name == "unique_clients":
+            columns.append(pl.col(name).round(0).cast(dtype))
+        else:
+            columns.append(pl.col(name).cast(dtype))
+    return (
+        shaped.select(columns)
+        .sort(["window_size_s", "window_step_s", "window_start", "dimension", "key"])
+        .collect()
     )
