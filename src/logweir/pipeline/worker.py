@@ -351,25 +351,45 @@ class _ChunkRun:
         order, so the slowest of them sets the pace and memory stays at a
         few batches.
         """
+        return self.start()()
+
+    def start(self) -> Callable[[], ChunkOutcome]:
+        """Parse the whole chunk, leaving its last batches to the writing and
+        aggregating threads; returns what waits for them and finishes.
+
+        Splitting the two lets a caller parse the next chunk while this
+        one's stages drain and its state is serialized (:func:`start_chunk`).
+        """
         task = self.task
         lake = LakeStage(task.out)
         writer = BoundedStage("write", lake.write)
         aggregate = BoundedStage("aggregate", self._aggregate)
-        with ExitStack() as stack, writer, aggregate:
-            batches = stack.enter_context(closing(prefetch(_batches(task))))
-            for batch_index in itertools.count():
-                started = time.perf_counter()
-                batch = next(batches, None)
-                self._time("read", started)
-                if batch is None:
-                    break
-                if self.shared.should_stop(task.index):
-                    raise ChunkStopped
-                result = self._parse(batch)
-                writer.put((result.events, result.rejects, self._name(batch_index)))
-                aggregate.put(result.events)
-        self._advance(self.chunk_bytes - self.reported_bytes, 0)
-        return self._finish(lake, writer, aggregate)
+        stages = ExitStack()
+        stages.enter_context(writer)
+        stages.enter_context(aggregate)
+        try:
+            with closing(prefetch(_batches(task))) as batches:
+                for batch_index in itertools.count():
+                    started = time.perf_counter()
+                    batch = next(batches, None)
+                    self._time("read", started)
+                    if batch is None:
+                        break
+                    if self.shared.should_stop(task.index):
+                        raise ChunkStopped
+                    result = self._parse(batch)
+                    writer.put((result.events, result.rejects, self._name(batch_index)))
+                    aggregate.put(result.events)
+        except BaseException as error:
+            stages.__exit__(type(error), error, error.__traceback__)
+            raise
+
+        def complete() -> ChunkOutcome:
+            stages.close()  # the stages drain; an error of theirs is raised
+            self._advance(self.chunk_bytes - self.reported_bytes, 0)
+            return self._finish(lake, writer, aggregate)
+
+        return complete
 
     def _name(self, batch_index: int) -> str:
         return f"{self.task.chunk.name}-{batch_index:04d}"
@@ -448,11 +468,24 @@ def process_chunk(task: ChunkTask) -> ChunkOutcome:
     :class:`RemoteError` wrapping any logweir error (after marking this
     chunk as failed, so later chunks stop).
     """
+    return start_chunk(task)()
+
+
+def start_chunk(task: ChunkTask) -> Callable[[], ChunkOutcome]:
+    """:func:`process_chunk` in two steps: this call parses the chunk; the
+    callable it returns waits for the chunk's writing and aggregating
+    threads and gives its outcome. Both raise as :func:`process_chunk` does.
+    """
     shared = _shared
     if shared is None:
         raise RuntimeError("process_chunk called before init_worker")
+    complete = _failing_as_chunk(task, shared, _ChunkRun(task, shared).start)
+    return lambda: _failing_as_chunk(task, shared, complete)
+
+
+def _failing_as_chunk(task: ChunkTask, shared: Shared, step: Callable[[], T]) -> T:
     try:
-        return _ChunkRun(task, shared).run()
+        return step()
     except LogweirError as error:
         shared.fail(task.index)
         raise RemoteError(error) from None
