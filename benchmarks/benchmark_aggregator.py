@@ -28,7 +28,7 @@ Each part runs in a fresh subprocess, so that each peak RSS is its own.
    200 000 lognormal samples scaled to the cell's share); per status class
    every one of the 100 000 paths, 10 000 clients and 200 user agents with
    Zipf counts summing to the class's requests; per cell all 10 000 client
-   hashes for the HyperLogLog unions. That is the same distinct content a
+   hashes for the HyperLogLog registers. That is the same distinct content a
    real minute has, so the state has the same size. Then ``finish`` emits
    all 73 windows. Reported: peak RSS of the process and the state's own
    estimate. Target: under 512 MB.
@@ -227,17 +227,23 @@ def minute_counts(minute: int) -> Any:
             for cell, _, _, share in cells
         ]
     )
+    items, names = _minute_items(pane, rng)
+    pairs, clients = _minute_clients(pane, [cell for cell, *_ in cells])
     return BatchCounts(
         numeric=numeric,
         cells=cell_frame,
         hist=hist,
-        items=_minute_items(pane, rng),
-        clients=_minute_clients(pane, [cell for cell, *_ in cells]),
+        items=items,
+        names=names,
+        pairs=pairs,
+        clients=clients,
         heavy=pl.DataFrame(),
     )
 
 
-def _minute_items(pane: int, rng: np.random.Generator) -> pl.DataFrame:
+def _minute_items(
+    pane: int, rng: np.random.Generator
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     kinds = [
         ([f"/api/v1/items/{i}/detail" for i in range(100_000)], 1.2),
         ([f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(10_000)], 1.3),
@@ -260,26 +266,40 @@ def _minute_items(pane: int, rng: np.random.Generator) -> pl.DataFrame:
                     kind=pl.lit(kind, pl.UInt8),
                 )
             )
-    items = pl.concat(parts)
-    return items.with_columns(
+    items = pl.concat(parts).with_columns(
         group=pl.struct("pane", "status_class", "kind").hash(1),
         ihash=pl.struct("kind", "item").hash(2),
-    ).select("pane", "status_class", "kind", "item", "count", "group", "ihash")
+    )
+    names = items.select("ihash", "item").unique("ihash")
+    return (
+        items.select("pane", "status_class", "kind", "count", "group", "ihash"),
+        names,
+    )
 
 
-def _minute_clients(pane: int, cells: list[int]) -> pl.DataFrame:
+def _minute_clients(pane: int, cells: list[int]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every one of the 10 000 clients in every cell: the (pane, cell) pairs
+    and each client's register and rank, as ``count_batch`` gives them."""
+    from logweir.windows.distinct import rank_expr, register_expr
+
     clients = pl.Series(
         [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(10_000)]
     )
-    hashes = clients.hash(104)
-    return pl.concat(
+    hashed = pl.DataFrame({"h": clients.hash(104)}).select(
+        register_expr(pl.col("h")).alias("register"),
+        rank_expr(pl.col("h")).alias("rank"),
+    )
+    pairs = pl.DataFrame(
+        {"pane": [pane] * len(cells), "cell": cells},
+        schema={"pane": pl.Int64, "cell": pl.UInt64},
+    )
+    per_pair = pl.concat(
         [
-            pl.DataFrame({"client": hashes}).with_columns(
-                pane=pl.lit(pane, pl.Int64), cell=pl.lit(cell, pl.UInt64)
-            )
-            for cell in cells
+            hashed.with_columns(pair=pl.lit(index, pl.UInt32))
+            for index in range(len(cells))
         ]
-    ).select("pane", "cell", "client")
+    ).select("pair", "register", "rank")
+    return pairs, per_pair
 
 
 def part_lake(events: int, repeat: int) -> dict[str, Any]:
@@ -425,7 +445,7 @@ def report_aggregator(args: argparse.Namespace) -> str:
         "paths, 10 000 clients, fed as per-minute counts (the script's docstring",
         "says exactly how), then all 73 windows emitted: peak RSS",
         f"**{memory['peak_rss_mb']:.0f} MB** (target under 512 MB; the interpreter",
-        "with Polars, NumPy, DuckDB and DataSketches loaded starts near 105 MB);",
+        "with Polars, NumPy, PyArrow and DuckDB loaded starts near 105 MB);",
         f"the state's own estimate {memory['state_mb']:.0f} MB; {memory['rows']} rows.",
     ]
     return "\n".join(lines)

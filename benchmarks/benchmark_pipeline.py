@@ -3,9 +3,10 @@
 Generates N combined-format lines with ``logweir gen`` (seeded), then times
 on that same file, in the same run:
 
-* ``logweir run FILE --workers W --no-detect --quiet`` for each W given
-  (parse, windows, lake and store written, exact), and once with the
-  detectors on;
+* ``logweir run FILE --format combined --workers W --no-detect --json``
+  for each W given (parse, windows, lake and store written, exact), and
+  ``logweir run FILE --json`` with every default (the format detected,
+  one worker per two cores, the detectors on);
 * GoAccess (``goaccess FILE --log-format=COMBINED -o report.json``);
 * a mawk one-liner counting requests per minute and per status.
 
@@ -158,11 +159,11 @@ def main() -> None:
             command = _logweir_run(log, out, workers, detect=False)
             timings.append(measure(name, command, args.repeat))
         detect_out = work / "out-detect"
-        workers = max(int(w) for w in args.workers.split(","))
+        defaults = [*LOGWEIR, "run", str(log), "--out", str(detect_out)]
         timings.append(
             measure(
-                f"logweir run, {workers} workers, detectors on",
-                _logweir_run(log, detect_out, workers, detect=True),
+                "logweir run, defaults (format detected, detectors on)",
+                [*defaults, "--json"],
                 args.repeat,
             )
         )

@@ -398,3 +398,35 @@ def test_the_publish_interval_stretches_at_low_rates_up_to_its_cap(
         assert pipeline._next_interval_s(0.02, 0.05) == pytest.approx(expected_s)
     finally:
         pipeline.store.close()
+
+
+def _polled(lines: int) -> Any:
+    from logweir.pipeline.stream import _Polled
+    from logweir.sources.stream import SourceBatch
+
+    batch = LineBatch.from_strings("mem:a", ["x"] * lines)
+    return _Polled([SourceBatch("a", 0, 2 * lines, batch)], {"a": 2 * lines}, 0.0)
+
+
+@pytest.mark.parametrize(("queued", "waits"), [(10, True), (20_000, False)])
+def test_a_burst_after_a_trickle_is_not_held_for_the_stretched_interval(
+    tmp_path: Path, queued: int, waits: bool
+) -> None:
+    """After a trickle the interval has stretched to its cap (1 s); lines
+    then coming far faster are taken after the base interval (50 ms)."""
+    pipeline = StreamPipeline(MemorySource({}), config_for(tmp_path / "out"), None)
+    try:
+        pipeline._interval_s, pipeline._rate = 1.0, 5.0
+        pipeline._last_publish = time.monotonic()
+        for _ in range(4):
+            pipeline._read_queue.put(_polled(queued // 4))
+        started = time.monotonic()
+        polls = pipeline._gather(_polled(1))
+        waited = time.monotonic() - started
+    finally:
+        pipeline.store.close()
+    assert len(polls) == 5
+    if waits:
+        assert waited >= 0.9  # a trickle still waits for its interval
+    else:
+        assert waited < 0.5, waited

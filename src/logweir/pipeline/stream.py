@@ -126,6 +126,8 @@ READ_PAUSE_S = 0.25
 #: A poll answered faster than this without a pause before it had lines
 #: waiting (a backlog): the reader reads on at once.
 BACKLOG_POLL_S = 0.002
+#: Lines waiting that mean the rate jumped (see ``_gather``), at least.
+RATE_JUMP_LINES = 5_000
 #: Latency samples kept for the stats file (about 4 bytes each).
 LATENCY_SAMPLES = 4_000_000
 
@@ -507,23 +509,38 @@ class StreamPipeline:
         instead of once per poll. Lines become readable at the publish that
         follows, not before: taking them just before it costs no latency
         and gathers the most.
+
+        The interval was set for the rate of the last cycles. When lines
+        come much faster than that (a burst, or a busy file after a
+        trickle: the first lines of a run), the wait is cut to the base
+        ``publish_interval``, so that they do not wait a whole stretched
+        interval.
         """
-        wait_s = self._last_publish + self._interval_s - time.monotonic()
-        if wait_s > 0:
-            time.sleep(min(wait_s, MAX_PUBLISH_S))
+        base = self.config.publish_interval_s
+        due = self._last_publish + min(self._interval_s, MAX_PUBLISH_S)
+        jump = max(RATE_JUMP_LINES, 2 * self._rate * self._interval_s)
+        polls = [first]
+        lines = _lines_of(first)
+        while True:
+            while True:
+                try:
+                    item = self._read_queue.get_nowait()
+                except queue.Empty:
+                    break
+                if not isinstance(item, _Polled):
+                    self._held_item = item  # a barrier or an error: after these
+                    break
+                polls.append(item)
+                lines += _lines_of(item)
+            if lines >= jump:
+                due = min(due, self._last_publish + base)
+            now = time.monotonic()
+            if now >= due or self._held_item is not None:
+                break
+            time.sleep(min(due - now, base / 2))
         if self._reader_blocked:  # the reader waits on us: no stretching
             self._reader_blocked = False
             self._cycle_behind = True
-        polls = [first]
-        while True:
-            try:
-                item = self._read_queue.get_nowait()
-            except queue.Empty:
-                break
-            if not isinstance(item, _Polled):
-                self._held_item = item  # a barrier or an error: after these
-                break
-            polls.append(item)
         return polls
 
     def _idle_for(self, seconds: float) -> bool:
@@ -1116,6 +1133,10 @@ class StreamPipeline:
             latency_samples=len(latencies),
             thread_cpu_s=dict(self._thread_cpu_s),
         )
+
+
+def _lines_of(polled: _Polled) -> int:
+    return sum(len(batch.lines) for batch in polled.batches)
 
 
 def _joined(batches: list[SourceBatch]) -> list[SourceBatch]:
