@@ -521,8 +521,11 @@ class StreamPipeline:
         jump = max(RATE_JUMP_LINES, 2 * self._rate * self._interval_s)
         polls = [first]
         lines = _lines_of(first)
+        # At most a full read queue and one poll more: what the queue bounds
+        # must stay bounded while this waits (the reader refills it).
+        most = READ_QUEUE_POLLS + 1
         while True:
-            while True:
+            while len(polls) < most:
                 try:
                     item = self._read_queue.get_nowait()
                 except queue.Empty:
@@ -535,7 +538,7 @@ class StreamPipeline:
             if lines >= jump:
                 due = min(due, self._last_publish + base)
             now = time.monotonic()
-            if now >= due or self._held_item is not None:
+            if now >= due or self._held_item is not None or len(polls) >= most:
                 break
             time.sleep(min(due - now, base / 2))
         if self._reader_blocked:  # the reader waits on us: no stretching

@@ -35,6 +35,8 @@ _US = 1_000_000
 _KIND_SPAN = len(KINDS)
 #: Spreads list numbers over 64 bits before they are mixed into item hashes.
 _LIST_MIX = 0x9E3779B97F4A7C15
+#: Tables whose rows emission only sums by key (no cut to apply first).
+_SUMMED = frozenset({"numeric", "hist"})
 #: Windows or panes one emission may span (as a sanity bound).
 MAX_INDEX = 1 << 24
 
@@ -131,7 +133,13 @@ def _needed_rows(state: PaneState, panes: np.ndarray) -> dict[str, pl.DataFrame]
     state holding an hour of panes; without the cut every step would go
     through every pane's rows.
     """
-    frames = {name: table.frame() for name, table in state.tables.items()}
+    # Counts and buckets are summed by key below whether or not their rows
+    # were compacted (which costs a few queries a table); summaries (items,
+    # heavy keys) need their cut first.
+    frames = {
+        name: table.rows() if name in _SUMMED else table.frame()
+        for name, table in state.tables.items()
+    }
     held = frames["numeric"].get_column("pane")
     if held.is_empty():
         return frames

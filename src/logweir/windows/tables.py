@@ -98,6 +98,13 @@ class PaneTable:
         self.compact()
         return self._base
 
+    def rows(self) -> pl.DataFrame:
+        """Every row as it is, compacted or pending (a key may repeat: its
+        rows add up to its value). For readers that sum rows by key anyway."""
+        if not self._pending:
+            return self._base
+        return pl.concat([self._base, *self._pending], how="vertical_relaxed")
+
     def drop_panes(self, panes: pl.Series) -> None:
         """Forget the rows of ``panes``."""
         self.compact()
