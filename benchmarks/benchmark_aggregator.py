@@ -42,6 +42,12 @@ Each part runs in a fresh subprocess, so that each peak RSS is its own.
    ``sum(bytes), count(DISTINCT client_ip)``).
    Reported: write CPU ns per event, row groups read (from ``EXPLAIN
    ANALYZE``) and best-of-N query times.
+4. **Pipeline shape.** ``--pipeline-lines`` (1 million) ``logweir gen --seed
+   1`` combined lines, chunked, batched and parsed as ``logweir run`` does;
+   then one worker's windows steps (``update`` on two batches at a time,
+   ``compact`` per chunk, merge in chunk order, ``finish``) and the lake
+   write of every batch. Reported: CPU s per million events of each step,
+   one Polars thread and all.
 
 Machines here are shared and noisy: compare ratios within one run.
 """
@@ -361,6 +367,76 @@ def part_lake(events: int, repeat: int) -> dict[str, Any]:
     return result
 
 
+def part_stages(lines: int) -> dict[str, Any]:
+    """CPU per event of each windows and lake step, in the pipeline's shape.
+
+    ``logweir gen --seed 1`` lines, cut into chunks and batches and parsed as
+    ``logweir run`` does (parsing is not timed); then per chunk, as one
+    worker does: ``update`` on :data:`~logweir.pipeline.worker.AGGREGATE_ROWS`
+    events at a time, ``compact``, merge into the run's state in chunk
+    order; ``finish`` once; and every batch written with ``LakeWriter``.
+    """
+    import shutil
+
+    from logweir.formats.base import ParseOptions
+    from logweir.formats.registry import compile_format
+    from logweir.pipeline.worker import AGGREGATE_ROWS
+    from logweir.sinks import LakeWriter
+    from logweir.sources import expand_inputs, plan_chunks, read_chunk
+    from logweir.windows import WindowAggregator
+
+    work = Path(tempfile.mkdtemp(prefix="logweir-stages-"))
+    log = work / "access.log"
+    gen = ["gen", "--lines", str(lines), "--seed", "1", "--output", str(log)]
+    subprocess.run([sys.executable, "-m", "logweir", *gen, "--quiet"], check=True)
+    parser = compile_format("combined", ParseOptions())
+    [source] = expand_inputs([str(log)])
+    chunks = [
+        [parser.parse(batch).events for batch in read_chunk(chunk)]
+        for chunk in plan_chunks(source)
+    ]
+    events = sum(batch.height for batches in chunks for batch in batches)
+    seconds = dict.fromkeys(("update", "compact", "merge", "finish", "lake"), 0.0)
+    merged: WindowAggregator | None = None
+    for batches in chunks:
+        aggregator = WindowAggregator()
+        started = cpu()
+        held: list[pl.DataFrame] = []
+        for batch in batches:
+            held.append(batch)
+            if sum(frame.height for frame in held) >= AGGREGATE_ROWS:
+                aggregator.update(pl.concat(held, rechunk=False))
+                held = []
+        if held:
+            aggregator.update(pl.concat(held, rechunk=False))
+        seconds["update"] += cpu() - started
+        started = cpu()
+        aggregator.compact()
+        seconds["compact"] += cpu() - started
+        started = cpu()
+        if merged is None:
+            merged = aggregator
+        else:
+            merged.merge(aggregator)
+        seconds["merge"] += cpu() - started
+    assert merged is not None
+    started = cpu()
+    rows = merged.finish()
+    seconds["finish"] += cpu() - started
+    writer = LakeWriter(work / "out")
+    started = cpu()
+    for chunk_index, batches in enumerate(chunks):
+        for batch_index, batch in enumerate(batches):
+            writer.write(batch, f"c{chunk_index}-{batch_index:04d}")
+    seconds["lake"] += cpu() - started
+    shutil.rmtree(work)
+    result: dict[str, Any] = {
+        f"{name}_ns": value / events * 1e9 for name, value in seconds.items()
+    }
+    result.update(events=events, rows=rows.height)
+    return result
+
+
 def _row_groups_scanned(db: Any, sql: str, params: list[Any]) -> str:
     """DuckDB's own count of row groups read, from ``EXPLAIN ANALYZE``."""
     plan = str(db.execute(f"EXPLAIN ANALYZE {sql}", params).fetchall()[0][1])
@@ -378,6 +454,7 @@ PARTS: dict[str, Callable[..., dict[str, Any]]] = {
     "throughput": part_throughput,
     "memory": part_memory,
     "lake": part_lake,
+    "stages": part_stages,
 }
 
 
@@ -416,7 +493,7 @@ def _machine(args: argparse.Namespace) -> str:
     command = (
         "`.venv/bin/python benchmarks/benchmark_aggregator.py "
         f"--events {args.events} --lake-events {args.lake_events} "
-        f"--repeat {args.repeat}`"
+        f"--pipeline-lines {args.pipeline_lines} --repeat {args.repeat}`"
     )
     return f"Machine: {machine}. Command: {command}."
 
@@ -438,6 +515,8 @@ def report_aggregator(args: argparse.Namespace) -> str:
                 f"| {got['finish_ns']:.0f} | {got['merge_events_per_s']:,.0f} "
                 f"| {got['rows']} |"
             )
+    if args.pipeline_lines:
+        lines += ["", *report_stages(args)]
     memory = best_of(1, "memory")
     lines += [
         "",
@@ -449,6 +528,29 @@ def report_aggregator(args: argparse.Namespace) -> str:
         f"the state's own estimate {memory['state_mb']:.0f} MB; {memory['rows']} rows.",
     ]
     return "\n".join(lines)
+
+
+def report_stages(args: argparse.Namespace) -> list[str]:
+    """The windows and lake steps in the pipeline's shape (``part_stages``)."""
+    lines = [
+        f"In the pipeline's shape ({args.pipeline_lines:,} `logweir gen --seed 1`",
+        "combined lines in 64 MiB chunks and 32 MiB batches, parsed first; one",
+        "worker's steps; see `part_stages`), CPU s per million events:",
+        "",
+        "| Polars threads | update | compact | merge | finish | windows in all "
+        "| lake write |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    steps = ("update", "compact", "merge", "finish")
+    for threads in (1, None):
+        got = best_of(args.repeat, "stages", args.pipeline_lines, threads=threads)
+        figures = [got[f"{step}_ns"] / 1000 for step in steps]
+        cells = " | ".join(f"{value:.2f}" for value in figures)
+        lines.append(
+            f"| {threads or 'all'} | {cells} | {sum(figures):.2f} "
+            f"| {got['lake_ns'] / 1000:.2f} |"
+        )
+    return lines
 
 
 def report_lake(args: argparse.Namespace) -> str:
@@ -509,6 +611,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--lake-events", type=int, default=4_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--pipeline-lines",
+        type=int,
+        default=1_000_000,
+        help="lines for the pipeline-shaped steps (0: skip them)",
+    )
     parser.add_argument("--update-benchmarks-md", action="store_true")
     parser.add_argument("--part", choices=sorted(PARTS), help=argparse.SUPPRESS)
     parser.add_argument("--args", default="[]", help=argparse.SUPPRESS)

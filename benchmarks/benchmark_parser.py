@@ -4,6 +4,7 @@ Run::
 
     .venv/bin/python benchmarks/benchmark_parser.py [--lines 1000000]
         [--repeat 3] [--update-benchmarks-md] [--before-src DIR]
+        [--kinds combined,json,nginx-json,logfmt]
 
 Generates (once, cached under ``$TMPDIR/logweir-bench``) N combined-format
 lines, N JSON lines, N ``nginx-json`` lines (``logweir gen --format
@@ -33,7 +34,9 @@ logweir's ``LogfmtParser``.
 ``--before-src DIR`` also times logweir's parsers from another source tree
 (``DIR/src/logweir``, e.g. ``git archive <commit> src | tar -x -C DIR``),
 each in its own process beside the current ones, and checks that both give
-the same events and rejects on the nginx-json and logfmt lines.
+the same events and rejects on the combined, nginx-json and logfmt lines.
+``--kinds combined`` (or a comma-separated list of inputs) keeps a run to
+those inputs.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -430,7 +433,7 @@ APPROACHES = [
 ]
 
 #: Approaches that ``--before-src`` also times from the other source tree.
-WITH_BEFORE = ("logweir-json", "logweir-logfmt")
+WITH_BEFORE = ("logweir-combined", "logweir-json", "logweir-logfmt")
 
 
 def measure(
@@ -459,13 +462,17 @@ def _env(before: Path | None) -> dict[str, str] | None:
     return env
 
 
-def report(n: int, repeat: int, before: Path | None = None) -> str:
+def report(
+    n: int, repeat: int, before: Path | None = None, kinds: Sequence[str] = ()
+) -> str:
     rows = [
         "| input | approach | lines/s | MB/s | CPU s per 1M lines | peak RSS |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
     runs: list[tuple[str, str, str, Path | None]] = []
     for kind, name, label in APPROACHES:
+        if kinds and kind not in kinds:
+            continue
         if before is not None and name in WITH_BEFORE and kind != "json":
             runs.append((kind, name, f"{label}, before", before))
         runs.append((kind, name, label, None))
@@ -558,9 +565,9 @@ def _before_note(before: Path | None) -> str:
         return ""
     return (
         "Rows marked *before* ran logweir from another source tree "
-        f"(`--before-src {before}`) in the same run; its JSON and logfmt "
-        "events and rejects were checked equal to the current ones on every "
-        "line.\n\n"
+        f"(`--before-src {before}`) in the same run; its combined, JSON and "
+        "logfmt events and rejects were checked equal to the current ones on "
+        "every line.\n\n"
     )
 
 
@@ -575,7 +582,12 @@ def main() -> None:
     parser.add_argument(
         "--before-src",
         type=Path,
-        help="also time logweir's JSON and logfmt parsers from DIR/src",
+        help="also time logweir's combined, JSON and logfmt parsers from DIR/src",
+    )
+    parser.add_argument(
+        "--kinds",
+        default=",".join(GENERATORS),
+        help="inputs to time, comma-separated (default: all)",
     )
     args = parser.parse_args()
     if args.child:
@@ -584,15 +596,19 @@ def main() -> None:
     if args.dump:
         dump(args.kind, args.lines, args.dump)
         return
-    for kind in GENERATORS:
+    kinds = [k for k in args.kinds.split(",") if k]
+    unknown = sorted(set(kinds) - set(GENERATORS))
+    if unknown:
+        raise SystemExit(f"unknown --kinds {unknown}: use {', '.join(GENERATORS)}")
+    for kind in kinds:
         dataset(kind, args.lines)
     exact = check_exact(args.lines)
     print(f"exact: logweir equals the reference on {exact:,} lines")
     if args.before_src:
-        for kind in ("nginx-json", "logfmt"):
+        for kind in [k for k in ("combined", "nginx-json", "logfmt") if k in kinds]:
             same = check_same(kind, args.lines, args.before_src)
             print(f"same: {kind} parse equals --before-src's on {same:,} lines")
-    table = report(args.lines, args.repeat, args.before_src)
+    table = report(args.lines, args.repeat, args.before_src, kinds)
     print(table)
     if args.update_benchmarks_md:
         update_benchmarks_md(table, args.lines, exact, args.before_src)

@@ -12,9 +12,10 @@ Reported:
 * throughput: lines written per second, and lines the follower processed
   per second from the first write until it had every line;
 * end-to-end latency p50 / p99 / max: the wall time from a line being
-  written (its timestamp) to its window's row being replaced in the store,
-  per line, as the follower measured it (``--stats``; the ms timestamp
-  floors the write time, so figures err high by up to 1 ms);
+  written (its timestamp) to its 1 min window's row being replaced in the
+  store (the 5 min and 1 h windows follow once a second), per line, as
+  the follower measured it (``--stats``; the ms timestamp floors the
+  write time, so figures err high by up to 1 ms);
 * CPU % of one core used by the follower while the load ran (psutil),
   and per 10K lines/s;
 * peak resident memory of the follower (its ``ru_maxrss``).

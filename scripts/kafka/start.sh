@@ -50,9 +50,17 @@ attempt() {
     port="$(free_port)"
     controller_port="$(free_port)"
     while [[ "$controller_port" == "$port" ]]; do controller_port="$(free_port)"; done
-    # Kafka's cluster ids are 16 random bytes in URL-safe base64, unpadded.
+    # Kafka's cluster ids are 16 random bytes in URL-safe base64, unpadded;
+    # one that starts with "-" would be read as an option, so draw again.
     local cluster_id
-    cluster_id="$(python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))')"
+    cluster_id="$(python3 -c '
+import base64, os
+while True:
+    text = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    if not text.startswith("-"):
+        print(text)
+        break
+')"
     rm -rf "$run/data"
     cat >"$run/server.properties" <<PROPS
 process.roles=broker,controller

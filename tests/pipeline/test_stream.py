@@ -389,13 +389,32 @@ def test_the_publish_interval_stretches_at_low_rates_up_to_its_cap(
     tmp_path: Path, longest: str, expected_s: float
 ) -> None:
     """100 lines in a 20 ms cycle (5K lines/s) whose publish took 50 ms of
-    CPU: the budget of 3 µs per line asks for 3.3 s, cut to the cap."""
+    CPU: at that rate the budget per line leaves nothing beyond the costs
+    that come every second, so the interval is the cap."""
     config = config_for(tmp_path / "out", max_publish_interval=longest)
     pipeline = StreamPipeline(MemorySource({}), config, checkpoint=None)
     try:
+        pipeline._rate, pipeline._rate_seen = 5_000.0, True  # earlier cycles
         pipeline._cycle_lines = 100
         pipeline._cycle_read_at = time.monotonic()
         assert pipeline._next_interval_s(0.02, 0.05) == pytest.approx(expected_s)
+    finally:
+        pipeline.store.close()
+
+
+def test_the_first_cycle_with_lines_keeps_the_base_interval(tmp_path: Path) -> None:
+    """The first lines of a run (a few, and a publish slowed by first-time
+    costs) do not stretch the interval; the next cycle's rate does."""
+    config = config_for(tmp_path / "out")
+    pipeline = StreamPipeline(MemorySource({}), config, checkpoint=None)
+    try:
+        pipeline._cycle_lines = 6
+        pipeline._cycle_read_at = time.monotonic()
+        base = config.publish_interval_s
+        assert pipeline._next_interval_s(0.05, 0.1) == pytest.approx(base)
+        pipeline._cycle_lines = 6
+        pipeline._cycle_read_at = time.monotonic()
+        assert pipeline._next_interval_s(0.05, 0.1) > 0.5
     finally:
         pipeline.store.close()
 
@@ -430,3 +449,5 @@ def test_a_burst_after_a_trickle_is_not_held_for_the_stretched_interval(
         assert waited >= 0.9  # a trickle still waits for its interval
     else:
         assert waited < 0.5, waited
+    # either way the lines taken are published at once, not an interval later
+    assert pipeline._publish_due

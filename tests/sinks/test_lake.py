@@ -100,6 +100,32 @@ def test_files_longer_than_a_row_group_keep_each_client_together(
         assert probe[0][0] < 5
 
 
+def test_a_batch_over_hours_clusters_only_its_long_files(tmp_path: Path) -> None:
+    # Hour 1 is longer than a row group, hour 0 and the untimed rows are not:
+    # one sort splits the batch by hour and clusters hour 1 only.
+    written = pl.concat(
+        [events([0], per_hour=30), events([1, None], per_hour=200).slice(0, 230)]
+    ).with_columns(offset=pl.int_range(pl.len(), dtype=pl.UInt64) * 80)
+    paths = LakeWriter(tmp_path, row_group_rows=64).write(written, "b-0001")
+    assert len(paths) == 3
+    short, long, untimed = (pl.read_parquet(path) for path in paths)
+    hour = written["ts"].dt.hour()
+    assert short["offset"].to_list() == written.filter(hour == 22)["offset"].to_list()
+    assert (
+        untimed["offset"].to_list()
+        == written.filter(hour.is_null())["offset"].to_list()
+    )
+    assert (
+        sorted(long["offset"].to_list())
+        == written.filter(hour == 23)["offset"].to_list()
+    )
+    assert long["offset"].to_list() != sorted(long["offset"].to_list())
+    keys = long["client_ip"].hash(lake_module._CLUSTER_SEED) // (1 << 16)
+    assert keys.to_list() == sorted(keys.to_list())
+    for _, rows in long.group_by("client_ip"):
+        assert rows["offset"].to_list() == sorted(rows["offset"].to_list())
+
+
 def test_short_files_keep_their_input_order(tmp_path: Path) -> None:
     written = events([0], per_hour=20)
     [path] = LakeWriter(tmp_path).write(written, "b-0001")

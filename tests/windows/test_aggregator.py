@@ -170,6 +170,33 @@ def test_state_survives_a_round_trip_through_bytes(events: pl.DataFrame) -> None
     assert_frame_equal(restored.finish(), run(events))
 
 
+def test_compacted_parts_merge_as_their_bytes_do(events: pl.DataFrame) -> None:
+    # What one worker does (merging its chunks' aggregators themselves) must
+    # give what two workers do (merging them through bytes), even where the
+    # Misra-Gries cut of small summaries acts.
+    def parts() -> list[WindowAggregator]:
+        made = [aggregator(top_n=2, top_capacity=3, pending_rows=50) for _ in range(3)]
+        for index, part in enumerate(made):
+            chunk = events.slice(index * 1000, 1000)
+            for start in range(0, chunk.height, 150):
+                part.update(chunk.slice(start, 150))
+        return made
+
+    def merged(pieces: list[WindowAggregator]) -> pl.DataFrame:
+        first, *rest = pieces
+        for piece in rest:
+            first.merge(piece)
+        return first.finish()
+
+    through_bytes = [WindowAggregator.from_bytes(part.to_bytes()) for part in parts()]
+    compacted = parts()
+    for part in compacted:
+        part.compact()
+    expected = merged(through_bytes)
+    assert expected["top_paths"].drop_nulls().len() > 0
+    assert_frame_equal(merged(compacted), expected)
+
+
 def test_late_event_goes_to_late_output() -> None:
     events = make_events(400, span_s=600).sort("ts")
     windows = aggregator()

@@ -245,20 +245,26 @@ class _Merger:
     def __init__(self) -> None:
         self.result: WindowAggregator | None = None
         self.tally = Tally()
-        self._pending: dict[int, tuple[bytes, bytes]] = {}
+        self._pending: dict[int, tuple[WindowAggregator, Tally]] = {}
         self._next = 0
 
     def add(self, outcome: ChunkOutcome) -> None:
-        self._pending[outcome.index] = (outcome.state, outcome.tally)
+        part = outcome.aggregator
+        if part is None:
+            part = WindowAggregator.from_bytes(outcome.state)
+        tally = outcome.tally_counts
+        if tally is None:
+            tally = Tally.from_bytes(outcome.tally)
+        self._pending[outcome.index] = (part, tally)
         outcome.state = outcome.tally = b""
+        outcome.aggregator = outcome.tally_counts = None
         while self._next in self._pending:
-            state, tally = self._pending.pop(self._next)
-            part = WindowAggregator.from_bytes(state)
+            part, tally = self._pending.pop(self._next)
             if self.result is None:
                 self.result = part
             else:
                 self.result.merge(part)
-            self.tally.merge(Tally.from_bytes(tally))
+            self.tally.merge(tally)
             self._next += 1
 
 
@@ -400,7 +406,7 @@ class _Runner:
             finishing: Future[None] | None = None
             for task in tasks:
                 try:
-                    complete = start_chunk(task)
+                    complete = start_chunk(task, in_process=True)
                 except BaseException as error:
                     complete = functools.partial(_raise, error)
                 if finishing is not None:

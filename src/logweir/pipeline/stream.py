@@ -51,7 +51,7 @@ import resource
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,6 +59,10 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+
+# Polars imports this on the first line batch it builds from Arrow, which
+# would cost the first poll of a run ~0.1 s of CPU: import it with the rest.
+import pyarrow.compute  # noqa: F401
 from prometheus_client import Histogram
 
 from logweir.detectors.alerts import Alert
@@ -112,20 +116,37 @@ LONG_PUBLISHES = 3
 #: CPU budget of publishing per line: forming and storing the changed
 #: windows' rows costs a few ms however few lines changed them, so
 #: publishes are spaced so that they cost at most this many seconds per
-#: line (3 % of a core per 10K lines/s). At high rates that allows a
-#: publish every publish interval; at low rates the interval stretches,
-#: up to MAX_PUBLISH_S (see docs/streaming.md, Latency and CPU).
-PUBLISH_CPU_PER_LINE_S = 3e-6
+#: line (2.5 % of a core per 10K lines/s; each cycle also pays the fixed
+#: part of parsing and counting its batch, outside this budget). At high
+#: rates that allows a publish every ~60 ms; at low rates the interval
+#: stretches, up to MAX_PUBLISH_S (see docs/streaming.md, Latency and CPU).
+PUBLISH_CPU_PER_LINE_S = 2.5e-6
+#: CPU (share of a core) that goes every second whatever the rate: the unit
+#: cut once a second (window state, lake file, checkpoint), the reader's
+#: polls, the main loop's ticks. It comes out of the budget above first,
+#: so that at low rates (10K lines/s) the interval reaches its cap.
+PER_SECOND_CPU_S = 0.02
 MAX_PUBLISH_S = 1.0
+#: Publishes whose CPU time gives a publish's cost (their median).
+PUBLISH_SAMPLES = 8
 #: A poll smaller than this that had to wait for its lines is a trickle:
-#: the reader pauses a quarter of the current publish interval (at most
+#: the reader pauses half the current publish interval (at most
 #: READ_PAUSE_S) from its start before the next one, so that a file
-#: written every few ms is not read every few ms.
+#: written every few ms is not read every few ms (each poll costs about a
+#: millisecond of CPU however few lines it brings). The main loop cuts the
+#: pause short when it takes the queued polls (see _gather), so the pause
+#: costs no latency.
 SMALL_POLL_BYTES = 256 << 10
-READ_PAUSE_S = 0.25
+READ_PAUSE_S = 0.5
+#: Lines the reader lets come during one pause at most, at the rate it
+#: last saw.
+PAUSE_LINES = 5_000
 #: A poll answered faster than this without a pause before it had lines
 #: waiting (a backlog): the reader reads on at once.
 BACKLOG_POLL_S = 0.002
+#: Longest the main loop waits for the reader's last poll before it takes
+#: the queued polls (see _gather).
+LAST_POLL_WAIT_S = 0.01
 #: Lines waiting that mean the rate jumped (see ``_gather``), at least.
 RATE_JUMP_LINES = 5_000
 #: Latency samples kept for the stats file (about 4 bytes each).
@@ -359,18 +380,32 @@ class StreamPipeline:
         self._pending: list[_Polled] = []
         self._unpublished: list[pl.Series] = []
         self._last_publish = time.monotonic()
+        #: When the lines of the cycle under way were taken (see _gather):
+        #: the next cycle's lines are taken an interval after it.
+        self._taken_at: float | None = None
+        #: Set by _gather when the lines it took are to be published now.
+        self._publish_due = False
+        #: Set by the main loop when it is about to take the queued polls:
+        #: the reader cuts its pause short and polls once more.
+        self._poll_now = threading.Event()
+        #: Polls the reader has handed out (the main loop waits for the
+        #: poll it asked for with _poll_now).
+        self._polls_offered = 0
         self._last_full_publish = time.monotonic()
         #: Lines of the cycle under way, when its first poll was read, whether
-        #: it found the pipeline behind; running means of a publish's CPU
-        #: time and of the line rate; the interval they give (see
-        #: _next_interval_s).
+        #: it found the pipeline behind; a running mean of the line rate; the
+        #: interval it gives with the publishes' cost (see _next_interval_s).
         self._cycle_lines = 0
         self._cycle_read_at: float | None = None
         self._cycle_behind = False
         #: Set by the reader when the read queue was full (see _gather).
         self._reader_blocked = False
-        self._mean_publish_cpu_s = 0.0
+        #: CPU time of the last publishes; their median is a publish's cost
+        #: (a slow one now and then, the first queries of a run or another
+        #: process taking the core, does not stretch the interval).
+        self._publish_cpu_s: deque[float] = deque(maxlen=PUBLISH_SAMPLES)
         self._rate = 0.0
+        self._rate_seen = False
         self._interval_s = config.publish_interval_s
         self._held_item: _Polled | _Barrier | _Failed | None = None
         self._last_barrier: _Barrier | None = None
@@ -518,9 +553,9 @@ class StreamPipeline:
         """
         base = self.config.publish_interval_s
         due = self._last_publish + min(self._interval_s, MAX_PUBLISH_S)
-        jump = max(RATE_JUMP_LINES, 2 * self._rate * self._interval_s)
         polls = [first]
         lines = _lines_of(first)
+        asked = False
         # At most a full read queue and one poll more: what the queue bounds
         # must stay bounded while this waits (the reader refills it).
         most = READ_QUEUE_POLLS + 1
@@ -535,12 +570,30 @@ class StreamPipeline:
                     break
                 polls.append(item)
                 lines += _lines_of(item)
-            if lines >= jump:
-                due = min(due, self._last_publish + base)
             now = time.monotonic()
-            if now >= due or self._held_item is not None or len(polls) >= most:
+            # far more lines than the measured rate brings in the time
+            # waited so far: the rate jumped
+            expected = self._rate * (now - self._last_publish)
+            if lines >= max(RATE_JUMP_LINES, 2 * expected):
+                due = min(due, self._last_publish + base)
+            if self._held_item is not None or len(polls) >= most:
                 break
+            if now >= due:
+                if asked:
+                    self._publish_due = True  # (due may have been cut short)
+                    break
+                # The reader may be pausing (a trickle): have it poll now so
+                # that lines written since its last poll come in this cycle
+                # rather than an interval later; wait a moment for that poll.
+                asked = True
+                offered = self._polls_offered
+                self._poll_now.set()
+                until = now + min(LAST_POLL_WAIT_S, base / 4)
+                while self._polls_offered == offered and time.monotonic() < until:
+                    time.sleep(0.0005)
+                continue
             time.sleep(min(due - now, base / 2))
+        self._taken_at = time.monotonic()
         if self._reader_blocked:  # the reader waits on us: no stretching
             self._reader_blocked = False
             self._cycle_behind = True
@@ -568,7 +621,8 @@ class StreamPipeline:
         now = time.monotonic()
         if self._pending and now - self._pending[0].read_at >= DETECT_WAIT_S:
             self._finish_pending()
-        if now - self._last_publish >= self._interval_s:
+        if self._publish_due or now - self._last_publish >= self._interval_s:
+            self._publish_due = False
             self._publish()
         self._cut(force=False)
         self.metrics.queue_depth.labels("read").set(self._read_queue.qsize())
@@ -593,6 +647,7 @@ class StreamPipeline:
 
     def _read_loop(self) -> None:
         paused = False
+        last_read_at: float | None = None
         try:
             while self._reading.is_set():
                 committed = self._take_commit()
@@ -603,8 +658,11 @@ class StreamPipeline:
                 if not batches:
                     continue
                 read_at = time.monotonic()
+                since_s = read_at - (read_at if last_read_at is None else last_read_at)
+                last_read_at = read_at
                 polled = _Polled(batches, self.source.positions(), read_at)
                 self._offer(polled)
+                self._polls_offered += 1
                 small = sum(b.end - b.start for b in batches) < SMALL_POLL_BYTES
                 # Lines that were there at once, with no pause before the
                 # poll, are a backlog (or a batch size below what is
@@ -615,8 +673,19 @@ class StreamPipeline:
                     # a trickle: let lines gather for a moment rather than
                     # hand out a poll per write; the main loop takes them
                     # only every interval anyway
-                    pause_s = min(self._interval_s / 4, READ_PAUSE_S)
-                    time.sleep(max(0.0, started + pause_s - time.monotonic()))
+                    pause_s = min(self._interval_s / 2, READ_PAUSE_S)
+                    # ... but not so long that more than PAUSE_LINES come
+                    # meanwhile at the rate of this poll (the interval may
+                    # be stretched for a rate that just jumped)
+                    lines = sum(len(batch.lines) for batch in batches)
+                    if since_s > 0 and lines:
+                        pause_s = min(pause_s, PAUSE_LINES * since_s / lines)
+                    # (cut short when the main loop is about to take the
+                    # queued polls: see _gather)
+                    rest = started + pause_s - time.monotonic()
+                    if rest > 0:
+                        self._poll_now.wait(rest)
+                self._poll_now.clear()
         except BaseException as error:  # handed to the main loop
             self._offer(_Failed(error), always=True)
         finally:
@@ -794,7 +863,8 @@ class StreamPipeline:
         The interval is stretched so that publishing costs at most
         :data:`PUBLISH_CPU_PER_LINE_S` per line: at high rates that is the
         configured interval, at low ones up to ``max_publish_interval``. The
-        cost and the rate are running means over a few cycles.
+        rate is a running mean over a few cycles, the cost the median of the
+        last :data:`PUBLISH_SAMPLES` publishes.
         """
         base = self.config.publish_interval_s
         if self._cycle_lines == 0:
@@ -806,15 +876,26 @@ class StreamPipeline:
             # the interval allows. The rate seen is what was processed, not
             # what arrives; start over.
             self._rate = 0.0
+            self._rate_seen = False
             return base
         rate = self._cycle_lines / max(elapsed_s, base)
+        if not self._rate_seen:
+            # The first cycle with lines (after a start or falling behind)
+            # says little about the rate (a few lines written so far): the
+            # next one gives it.
+            self._rate_seen = True
+            return base
         self._rate += (rate - self._rate) / 4 if self._rate else rate
-        mean = self._mean_publish_cpu_s
-        self._mean_publish_cpu_s = (
-            mean + (publish_cpu_s - mean) / 4 if mean else publish_cpu_s
-        )
-        by_budget = self._mean_publish_cpu_s / (self._rate * PUBLISH_CPU_PER_LINE_S)
+        self._publish_cpu_s.append(publish_cpu_s)
+        cost = float(np.median(self._publish_cpu_s))
+        # What the budget leaves for cycles once the costs that come every
+        # second whatever the rate are paid (see PER_SECOND_CPU_S): at low
+        # rates little or nothing, and the interval goes to its cap.
+        allowed = self._rate * PUBLISH_CPU_PER_LINE_S - PER_SECOND_CPU_S
         longest = max(base, self.config.max_publish_interval_s)
+        if allowed <= cost / longest:
+            return longest
+        by_budget = cost / allowed
         return min(max(base, by_budget), longest)
 
     def _publish(self, full: bool = False) -> None:
@@ -822,30 +903,46 @@ class StreamPipeline:
         windows the watermark has passed."""
         started = time.thread_time()
         began = time.monotonic()
-        longest_s = None
         long_every_s = max(LONG_PUBLISH_S, LONG_PUBLISHES * self._interval_s)
-        if not full and time.monotonic() - self._last_full_publish < long_every_s:
-            longest_s = self._short_s
-        else:
-            self._last_full_publish = time.monotonic()
-        rows = self.aggregator.peek(longest_s)
-        if rows.height:
-            stored = time.perf_counter()
-            with self.store_lock:
-                self.store.replace_windows(rows)
-            self.metrics.write_seconds.labels("store").observe(
-                time.perf_counter() - stored
-            )
+        long_due = (
+            full
+            or not self._short_s  # every window spans panes: all are long
+            or began - self._last_full_publish >= long_every_s
+        )
+        # The short windows first, then the lines' latency is measured: a
+        # line is readable in its one-pane window now. The long windows (once
+        # a second) come after, so that forming them does not hold up the
+        # short windows' rows.
+        if self._short_s:
+            self._store_rows(self.aggregator.peek(self._short_s))
+            self._observe_latency()
+        if long_due:
+            self._last_full_publish = began
+            self._store_rows(self.aggregator.peek(None))
         self._close_windows()
-        self._observe_latency()
+        self._observe_latency()  # what was not observed above
         publish_cpu_s = time.thread_time() - started
+        # Cycles start every interval, not an interval after the last one
+        # ended: a cycle starts when its lines are taken (_gather), or with
+        # the publish when none were.
+        cycle_start = began if self._taken_at is None else self._taken_at
+        self._taken_at = None
         self._interval_s = self._next_interval_s(
-            began - self._last_publish, publish_cpu_s
+            cycle_start - self._last_publish, publish_cpu_s
         )
         self._cycle_lines = 0
         self._cycle_read_at = None
         self._cycle_behind = False
-        self._last_publish = began  # cycles start every interval, not after it
+        self._last_publish = cycle_start
+
+    def _store_rows(self, rows: pl.DataFrame) -> None:
+        """Replace the windows ``rows`` hold in the store (timed)."""
+        if not rows.height:
+            return
+        stored = time.perf_counter()
+        with self.store_lock:
+            self.store.replace_windows(rows)
+        self.metrics.write_seconds.labels("store").observe(time.perf_counter() - stored)
 
     def _observe_latency(self) -> None:
         if not self._unpublished:

@@ -173,8 +173,7 @@ class WindowAggregator:
             self._max_us = (
                 batch_max if self._max_us is None else max(self._max_us, batch_max)
             )
-            self._state.absorb(on_time)
-            self._mark_dirty(on_time)
+            self._mark_panes(self._state.absorb(on_time))
         logger.debug(
             "windows: batch of %d events, %d late, %d untimed",
             events.height,
@@ -213,7 +212,10 @@ class WindowAggregator:
 
     def _mark_dirty(self, events: pl.DataFrame) -> None:
         panes = events.get_column("ts").dt.epoch("s") // self.config.pane_s
-        touched = panes.unique().to_list()
+        self._mark_panes(panes.unique())
+
+    def _mark_panes(self, panes: pl.Series) -> None:
+        touched = panes.to_list()
         for dirty in self._dirty:
             dirty.update(touched)
 
@@ -248,15 +250,28 @@ class WindowAggregator:
         for index in chosen:
             touched |= self._dirty[index]
             self._dirty[index] = set()
-        panes = pl.Series("pane", sorted(touched), dtype=pl.Int64)
-        windows = self._windows_holding(panes * self.config.pane_s).filter(
-            pl.col("spec").is_in(chosen)
+        return emit(self._state, self._open_windows(touched, chosen))
+
+    def _open_windows(self, panes: set[int], specs: list[int]) -> pl.DataFrame:
+        """``spec, start_s`` of the windows of ``specs`` holding one of
+        ``panes`` that are not emitted yet (in plain Python: follow mode
+        asks for a few windows many times a second)."""
+        pane_s = self.config.pane_s
+        closed = self._closed_us
+        found: set[tuple[int, int]] = set()
+        for index in specs:
+            spec = self.config.specs[index]
+            for pane in panes:
+                newest = (pane * pane_s // spec.step_s) * spec.step_s
+                for back in range(spec.size_s // spec.step_s):
+                    start = newest - back * spec.step_s
+                    if closed is None or (start + spec.size_s) * _US > closed:
+                        found.add((index, start))
+        ordered = sorted(found)
+        return pl.DataFrame(
+            {"spec": [s for s, _ in ordered], "start_s": [t for _, t in ordered]},
+            schema={"spec": pl.Int32, "start_s": pl.Int64},
         )
-        if self._closed_us is not None:
-            windows = windows.filter(
-                (pl.col("start_s") + pl.col("size_s")) * _US > self._closed_us
-            )
-        return emit(self._state, windows.select("spec", "start_s"))
 
     def amend(self, late: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Count late events (from :meth:`update`) into the panes still held.
@@ -452,6 +467,13 @@ class WindowAggregator:
                 f"{_to_datetime(first_us).isoformat()}, in windows already "
                 f"emitted (closed until {_to_datetime(late_before).isoformat()})"
             )
+
+    def compact(self) -> None:
+        """Reduce the rows waiting in the state now, as :meth:`to_bytes` does
+        first: merging this aggregator then gives the same state as merging
+        one rebuilt from its bytes (the Misra–Gries cut of a chunk's own
+        rows comes before the cut of the merge)."""
+        self._state.compact()
 
     def to_bytes(self) -> bytes:
         """The whole state as bytes, for another process or a checkpoint."""

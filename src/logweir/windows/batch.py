@@ -53,7 +53,8 @@ KIND_SALTS: tuple[int, ...] = (
 class BatchCounts:
     """What one batch adds to the state, per pane and cell.
 
-    * ``numeric``: ``pane, cell, requests, bytes``;
+    * ``numeric``: ``pane, cell, requests, bytes`` (``count_batch`` adds
+      each pair's ``slot`` and its events with a client, ``clients``);
     * ``cells``: ``cell, status_class`` (``"2xx"``…) and the small
       dimensions, one row per cell in the batch;
     * ``hist``: ``pane, cell, bucket, count``;
@@ -97,9 +98,14 @@ def count_batch(
             _grouped(lazy.filter(pl.col(column).is_not_null()), key, column in heavy)
         )
     client_column = KINDS[CLIENT_KIND][1]
-    with_client = lazy.filter(pl.col(client_column).is_not_null())
-    queries.append(with_client.group_by("slot").agg(pl.col("pane", "cell").first()))
-    by_bucket, *by_kind, pairs = pl.collect_all(queries)
+    queries.append(
+        lazy.filter(pl.col(client_column).is_not_null()).select(
+            "slot",
+            register_expr(pl.col(f"h{CLIENT_KIND}")).alias("register"),
+            rank_expr(pl.col(f"h{CLIENT_KIND}")).alias("rank"),
+        )
+    )
+    by_bucket, *by_kind, with_client = pl.collect_all(queries)
     numeric, cells, hist = _numeric_and_hist(prepared, by_bucket, small)
     items = pl.concat(
         [_items(prepared, rows, kind) for kind, rows in enumerate(by_kind)]
@@ -107,17 +113,7 @@ def count_batch(
     names = pl.concat(
         [_names(prepared, rows, kind) for kind, rows in enumerate(by_kind)]
     )
-    numbered = pairs.with_row_index("pair").select("slot", "pair").lazy()
-    clients = (
-        with_client.select(
-            "slot",
-            register_expr(pl.col(f"h{CLIENT_KIND}")).alias("register"),
-            rank_expr(pl.col(f"h{CLIENT_KIND}")).alias("rank"),
-        )
-        .join(numbered, on="slot")
-        .select("pair", "register", "rank")
-        .collect()
-    )
+    pairs, clients = _number_pairs(numeric, with_client)
     heavy_rows = [
         _heavy(prepared, by_kind[kind], column)
         for kind, (_, column) in enumerate(KINDS)
@@ -129,7 +125,7 @@ def count_batch(
         hist=hist,
         items=items,
         names=names,
-        pairs=pairs.select("pane", "cell"),
+        pairs=pairs,
         clients=clients,
         heavy=pl.concat(heavy_rows) if heavy_rows else pl.DataFrame(),
     )
@@ -172,10 +168,13 @@ def _prepare(events: pl.DataFrame, pane_s: int, small: tuple[str, ...]) -> pl.Da
 
 
 def _grouped(lazy: pl.LazyFrame, key: pl.Expr, with_bytes: bool) -> pl.LazyFrame:
-    """Count rows per ``key``, remembering one row of each group."""
+    """Count rows per ``key``, remembering one row of each group (and, with
+    ``with_bytes``, summing bytes and counting events with a client)."""
     aggregates = [pl.len().cast(pl.UInt64).alias("count"), pl.col("row").first()]
     if with_bytes:
         aggregates.append(pl.col("bytes").sum())
+        client = KINDS[CLIENT_KIND][1]
+        aggregates.append(pl.col(client).is_not_null().sum().alias("clients"))
     return lazy.group_by(key.alias("key")).agg(aggregates)
 
 
@@ -184,10 +183,15 @@ def _numeric_and_hist(
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Per-cell requests and bytes, the cells themselves, and bucket counts."""
     rows = by_bucket.get_column("row")
-    picked = prepared.select("pane", "cell", "bucket", "status_class", *small)[rows]
-    picked = picked.with_columns(by_bucket.select("count", "bytes"))
+    picked = prepared.select("pane", "cell", "slot", "bucket", "status_class", *small)[
+        rows
+    ]
+    picked = picked.with_columns(by_bucket.select("count", "bytes", "clients"))
     numeric = picked.group_by("pane", "cell").agg(
-        pl.col("count").sum().alias("requests"), pl.col("bytes").sum()
+        pl.col("count").sum().alias("requests"),
+        pl.col("bytes").sum(),
+        pl.col("slot").first(),
+        pl.col("clients").sum(),
     )
     cells = picked.select(
         "cell",
@@ -198,6 +202,28 @@ def _numeric_and_hist(
         "pane", "cell", "bucket", "count"
     )
     return numeric, cells, hist
+
+
+def _number_pairs(
+    numeric: pl.DataFrame, with_client: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The (pane, cell) pairs holding a client, numbered, and each client's
+    pair, register and rank.
+
+    ``numeric`` has one row per (pane, cell), its ``slot`` (the pair's key)
+    and how many of its events have a client; ``with_client`` has ``slot,
+    register, rank`` per event with a client. Numbering the pairs from
+    ``numeric`` spares a grouping of the events (a third of the cost).
+    """
+    pairs = (
+        numeric.filter(pl.col("clients") > 0)
+        .select("pane", "cell", "slot")
+        .with_row_index("pair")
+    )
+    clients = with_client.join(pairs.select("slot", "pair"), on="slot").select(
+        "pair", "register", "rank"
+    )
+    return pairs.select("pane", "cell"), clients
 
 
 def _items(prepared: pl.DataFrame, grouped: pl.DataFrame, kind: int) -> pl.DataFrame:

@@ -85,20 +85,21 @@ class Registers:
     def rows_of(self, panes: np.ndarray, groups: np.ndarray) -> np.ndarray:
         """The row of each (pane, group) key, new rows made for new keys
         (a key may come several times)."""
-        found = np.empty(len(panes), dtype=np.int64)
         index = self.index
+        keys = list(zip(panes.tolist(), groups.tolist(), strict=True))
+        rows = list(map(index.get, keys))  # a C loop: most keys are known
+        if None not in rows:
+            return np.array(rows, dtype=np.int64)
+        found = np.empty(len(panes), dtype=np.int64)
         new: dict[tuple[int, int], list[int]] = {}
-        for position, key in enumerate(
-            zip(panes.tolist(), groups.tolist(), strict=True)
-        ):
-            row = index.get(key)
+        for position, (key, row) in enumerate(zip(keys, rows, strict=True)):
             if row is None:
                 new.setdefault(key, []).append(position)
             else:
                 found[position] = row
         if new:
-            rows = self._allocate(len(new))
-            for (key, positions), row in zip(new.items(), rows, strict=True):
+            fresh = self._allocate(len(new))
+            for (key, positions), row in zip(new.items(), fresh, strict=True):
                 index[key] = row
                 found[positions] = row
         return found

@@ -202,12 +202,14 @@ class PaneState:
 
     # -- feeding ---------------------------------------------------------
 
-    def absorb(self, events: pl.DataFrame) -> None:
-        """Count a batch of events (each with a timestamp) into its panes."""
+    def absorb(self, events: pl.DataFrame) -> pl.Series:
+        """Count a batch of events (each with a timestamp) into its panes;
+        return the panes it touched."""
         counts = count_batch(
             events, self.config.pane_s, self.config.small_strings, self.config.heavy
         )
         self.add_counts(counts)
+        return counts.numeric.get_column("pane").unique()
 
     def add_counts(self, counts: BatchCounts) -> None:
         """Add counts made by :func:`~logweir.windows.batch.count_batch`."""
@@ -307,6 +309,11 @@ class PaneState:
             table.add(other.tables[name].frame())
         self.learn_names(other.names)
         self.registers.merge(other.registers)
+
+    def compact(self) -> None:
+        """Reduce every table's pending rows (see :class:`.PaneTable`)."""
+        for table in self.tables.values():
+            table.compact()
 
     def panes(self) -> pl.Series:
         """The panes holding any event, sorted."""
