@@ -187,8 +187,13 @@ def main() -> None:
     parser.add_argument(
         "--max-publish-interval", help="passed to logweir run (default: its own)"
     )
+    parser.add_argument(
+        "--commit-interval", help="passed to logweir run (default: its own)"
+    )
     args = parser.parse_args()
     extra = []
+    if args.commit_interval:
+        extra += ["--commit-interval", args.commit_interval]
     if args.publish_interval:
         extra += ["--publish-interval", args.publish_interval]
     if args.max_publish_interval:
