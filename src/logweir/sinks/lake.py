@@ -37,7 +37,6 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -72,12 +71,6 @@ DICTIONARY_COLUMNS: tuple[str, ...] = (
     "service",
     "source",
 )
-#: Dictionary columns made Polars categoricals before the clustering sort
-#: (see :func:`_clustered`): the long text whose values repeat. Short text
-#: (method, protocol: under 13 bytes) is held inline in Polars' string views,
-#: so a sort moves it as cheaply as codes, and casting it cost more than it
-#: saved (0.04 s per million events, measured).
-CATEGORICAL_COLUMNS: tuple[str, ...] = ("user_agent", "referer", "source")
 #: Columns written without min/max statistics: long free text whose ranges
 #: span nearly everything in every row group, so no filter is pruned by
 #: them, while comparing the strings cost about 15 % of the writing time
@@ -198,10 +191,9 @@ class LakeWriter:
 
     def _write_file(self, path: Path, frame: pl.DataFrame) -> None:
         clustered = self.cluster and CLUSTER_COLUMN in frame.columns
-        constants = _constant_columns(frame)
         if clustered and frame.height > self.row_group_rows:
-            frame = _clustered(frame, self.bloom_columns + tuple(constants))
-        table = _to_arrow(frame, constants)
+            frame = _clustered(frame, self.bloom_columns)
+        table = _to_arrow(frame)
         blooms = self._bloom_options(frame)
 
         def write(target: Path) -> None:
@@ -241,19 +233,17 @@ def _clustered(frame: pl.DataFrame, keep: tuple[str, ...]) -> pl.DataFrame:
     Reordering rows sends the Parquet writer to read every string where a
     gather left it, all over the batch's buffers, once for the dictionary,
     once for statistics and once for the bloom filter: that cost more than
-    the writing itself. So the long text columns whose values repeat
-    (:data:`CATEGORICAL_COLUMNS`) are first made Polars categoricals, whose
-    codes a sort moves instead of the strings, and which the writer takes
-    as ready-made dictionaries (a file written so is 40 % cheaper,
-    measured; its own categories per column and batch, so no dictionary
-    holds values the file does not). The columns the bloom filters are on
-    stay text: a ready-made dictionary is written whole into every row
-    group, and theirs differ between row groups. Columns in ``keep`` stay
-    as they are.
+    the writing itself. So the dictionary columns are first made Polars
+    categoricals, whose codes a sort moves instead of the strings, and
+    which the writer takes as ready-made dictionaries (a file written so
+    is 40 % cheaper, measured; its own categories per column and batch, so
+    no dictionary holds values the file does not). The columns the bloom
+    filters are on stay text: a ready-made dictionary is written whole into
+    every row group, and theirs differ between row groups.
     """
     categorical = [
         name
-        for name in CATEGORICAL_COLUMNS
+        for name in DICTIONARY_COLUMNS
         if frame.schema.get(name) == pl.String() and name not in keep
     ]
     coded = frame.with_columns(
@@ -263,46 +253,25 @@ def _clustered(frame: pl.DataFrame, keep: tuple[str, ...]) -> pl.DataFrame:
     return coded.sort(pl.col(CLUSTER_COLUMN).hash(_CLUSTER_SEED), maintain_order=True)
 
 
-def _constant_columns(frame: pl.DataFrame) -> dict[str, str]:
-    """The categorical candidates holding one value in every row, and that
-    value (``source`` in a batch of one input, nearly always)."""
-    found = {}
-    for name in CATEGORICAL_COLUMNS:
-        if frame.schema.get(name) != pl.String() or frame.is_empty():
-            continue
-        column = frame.get_column(name)
-        first = column[0]
-        if first is not None and not column.null_count() and (column == first).all():
-            found[name] = first
-    return found
-
-
-def _to_arrow(frame: pl.DataFrame, constants: dict[str, str]) -> pa.Table:
+def _to_arrow(frame: pl.DataFrame) -> pa.Table:
     """``frame`` as Arrow, strings as string views where the writer allows.
 
     Top-level string views cost no copy and pyarrow writes them; inside a
     list of structs (``extra``), and as the values of a dictionary, its
     Parquet writer takes classic large strings only, so those columns are
-    converted. A column of one value (``constants``) goes as a dictionary
-    of that value, built without reading the column (casting it and
-    writing it cost 0.04 s per million events, measured).
+    converted.
     """
     classic = [
         name
         for name, dtype in frame.schema.items()
         if dtype.is_nested() or isinstance(dtype, pl.Categorical)
     ]
-    flat = [name for name in frame.columns if name not in [*classic, *constants]]
+    flat = [name for name in frame.columns if name not in classic]
     table = frame.select(flat).to_arrow(compat_level=pl.CompatLevel.newest())
     for index, name in enumerate(frame.columns):
-        if name in constants:
-            codes = pa.array(np.zeros(frame.height, dtype=np.int32))
-            values = pa.array([constants[name]], type=pa.large_string())
-            column = pa.DictionaryArray.from_arrays(codes, values)
-            table = table.add_column(index, name, column)
-        elif name in classic:
-            arrow = frame.select(name).to_arrow(compat_level=pl.CompatLevel.oldest())
-            table = table.add_column(index, arrow.field(0), arrow.column(0))
+        if name in classic:
+            column = frame.select(name).to_arrow(compat_level=pl.CompatLevel.oldest())
+            table = table.add_column(index, column.field(0), column.column(0))
     return table
 
 
