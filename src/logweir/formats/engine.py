@@ -728,10 +728,7 @@ class FormatParser(Parser):
         """Undo escapes in, and redo apart, the lines of one chunk that
         need it; the reasons of its lines that fail (by index)."""
         hit = frame.get_column(_HIT)
-        if self._unescape is not None and self._text_columns:
-            escaped = frame.get_column(_ESCAPED) & hit
-            if escaped.any():
-                frame = self._unescape_typed(frame, escaped.arg_true())
+        frame = self._unescape_hits(frame)
         failed: dict[int, str] = {}
         if not hit.all():
             frame, failed = self._redo(frame, lines, (~hit).arg_true(), finish)
@@ -756,11 +753,7 @@ class FormatParser(Parser):
         # conversion looks at the text as the server wrote it (``""`` is an
         # empty user, ``"\"`` is not).
         texts, failed_here = self.texts(lines.gather(rows), unescape=False)
-        redone = finish(texts.lazy()).collect()
-        if self._unescape is not None and self._text_columns:
-            escaped = redone.get_column(_ESCAPED) & redone.get_column(_HIT)
-            if escaped.any():
-                redone = self._unescape_typed(redone, escaped.arg_true())
+        redone = self._unescape_hits(finish(texts.lazy()).collect())
         index = rows.to_list()
         failed = {index[i]: reason for i, reason in failed_here.items()}
         ok = pl.Series([i not in failed_here for i in range(len(index))])
@@ -778,6 +771,16 @@ class FormatParser(Parser):
         frame = frame.with_columns(updates)
         logger.debug("redone apart: %d lines, %d rejected", len(index), len(failed))
         return frame, failed
+
+    def _unescape_hits(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` (typed, with ``_hit`` and ``_escaped``) with escapes
+        undone in its matched lines that hold a backslash."""
+        if self._unescape is None or not self._text_columns:
+            return frame
+        escaped = frame.get_column(_ESCAPED) & frame.get_column(_HIT)
+        if not escaped.any():
+            return frame
+        return self._unescape_typed(frame, escaped.arg_true())
 
     def _unescape_typed(self, frame: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
         """Undo escapes in the typed text of the lines at ``rows``.

@@ -658,7 +658,7 @@ class StreamPipeline:
                 if not batches:
                     continue
                 read_at = time.monotonic()
-                since_s = read_at - (read_at if last_read_at is None else last_read_at)
+                since_s = 0.0 if last_read_at is None else read_at - last_read_at
                 last_read_at = read_at
                 polled = _Polled(batches, self.source.positions(), read_at)
                 self._offer(polled)
