@@ -25,6 +25,7 @@ from logweir.pipeline.checkpoint import load_checkpoint, recover
 from logweir.pipeline.config import RunConfig, load_config, parse_seconds
 from logweir.pipeline.stream import StreamPipeline
 from logweir.schema import LineBatch
+from logweir.sources.stream import SourceBatch
 from logweir.windows import WindowAggregator
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -400,6 +401,25 @@ def test_the_publish_interval_stretches_at_low_rates_up_to_its_cap(
         assert pipeline._next_interval_s(0.02, 0.05) == pytest.approx(expected_s)
     finally:
         pipeline.store.close()
+
+
+class _WaitingSource(MemorySource):
+    """Each poll waits a moment for its lines, as a followed file at a
+    trickle does (so that the reader pauses between polls)."""
+
+    def poll(self, timeout_s: float) -> list[SourceBatch]:
+        time.sleep(0.005)
+        return super().poll(timeout_s)
+
+
+def test_a_pausing_reader_is_not_taken_for_an_idle_source(tmp_path: Path) -> None:
+    """At a trickle the reader pauses between polls (up to half the publish
+    interval); an idle time shorter than that pause must not end the run
+    while lines are still waiting."""
+    source = _WaitingSource({"a": traffic(1000)}, batch_lines=20)
+    config = config_for(tmp_path, exit_when_idle="50ms", max_publish_interval="300ms")
+    pipeline = follow(source, config)
+    assert pipeline.counters.lines == 1000
 
 
 def test_the_first_cycle_with_lines_keeps_the_base_interval(tmp_path: Path) -> None:

@@ -391,6 +391,9 @@ class StreamPipeline:
         #: Polls the reader has handed out (the main loop waits for the
         #: poll it asked for with _poll_now).
         self._polls_offered = 0
+        #: Whether the reader's last poll came back empty: the source has
+        #: nothing now, as opposed to a reader pausing between polls.
+        self._reader_found_nothing = False
         self._last_full_publish = time.monotonic()
         #: Lines of the cycle under way, when its first poll was read, whether
         #: it found the pipeline behind; a running mean of the line rate; the
@@ -608,12 +611,19 @@ class StreamPipeline:
         # A revoke under way blocks the reader until its barrier unit is
         # written: that is no idle source.
         barrier = self._last_barrier
-        return (
+        quiet = (
             time.monotonic() - self._last_data >= seconds
             and self._read_queue.empty()
             and not self._pending
             and (barrier is None or barrier.done.is_set())
         )
+        if quiet and not self._reader_found_nothing:
+            # The reader is pausing after a poll that brought lines (up to
+            # READ_PAUSE_S, longer than a short idle time): more may be
+            # waiting. Have it poll now; idle only once a poll finds nothing.
+            self._poll_now.set()
+            return False
+        return quiet
 
     def _tick(self) -> None:
         """What is due whether or not a poll came: detection, publishing,
@@ -655,6 +665,7 @@ class StreamPipeline:
                     self.source.commit(committed)
                 started = time.monotonic()
                 batches = self.source.poll(POLL_TIMEOUT_S)
+                self._reader_found_nothing = not batches
                 if not batches:
                     continue
                 read_at = time.monotonic()
