@@ -13,8 +13,10 @@ import argparse
 import gc
 import importlib
 import logging
+import os
 import re
 import sys
+import tomllib
 from collections.abc import Sequence
 
 from logweir import __version__
@@ -61,7 +63,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Streaming commands work on batches of a few thousand lines, every few
+#: tens of milliseconds. On such small frames Polars' thread pool costs more
+#: CPU than it saves: with one thread, following a file at 100K lines/s took
+#: 64-66 % of a core instead of 77-83 %, at the same latency (BENCHMARKS.md,
+#: Follow mode). Polars reads the pool's size when it is first imported, so
+#: it is set here, before any command module imports it.
+STREAM_POLARS_THREADS = "1"
+
+
+def is_streaming(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` asks for a streaming run: ``ship``, or ``run`` with
+    ``--follow``, ``--source``, or a ``--config`` file that sets ``follow``
+    or ``source``.
+
+    Known gap: a file that sets ``follow``, given with paths on the command
+    line, makes a batch run (``run_cmd.handle``), which then has one Polars
+    thread per worker too; telling paths from flags' values would take the
+    whole parser, whose modules import Polars. An unreadable file is left
+    for the command to report.
+    """
+    words = [word for word in argv if not word.startswith("-v")]
+    if not words or words[0] not in ("run", "ship"):
+        return False
+    if words[0] == "ship":
+        return True
+    flags = {word.split("=", 1)[0] for word in words[1:] if word.startswith("--")}
+    if flags & {"--follow", "--source"}:
+        return True
+    for index, word in enumerate(words):
+        path = None
+        if word == "--config" and index + 1 < len(words):
+            path = words[index + 1]
+        elif word.startswith("--config="):
+            path = word.split("=", 1)[1]
+        if path is None:
+            continue
+        try:
+            with open(path, "rb") as handle:
+                settings = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError):
+            return False
+        return bool(settings.get("source") or settings.get("follow"))
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if is_streaming(sys.argv[1:] if argv is None else argv):
+        # a setting of the user's own wins
+        os.environ.setdefault("POLARS_MAX_THREADS", STREAM_POLARS_THREADS)
     parser = build_parser()
     # Everything imported so far lives as long as the process: moved out of
     # the collector's sight, it is not scanned again by every full
