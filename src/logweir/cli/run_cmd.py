@@ -100,7 +100,7 @@ def register(subparsers: Any) -> None:
         "--commit-interval", help="how often files and checkpoints are written (1s)"
     )
     follow.add_argument(
-        "--publish-interval", help="how often open windows are updated (50ms)"
+        "--publish-interval", help="how often open windows are updated (30ms)"
     )
     follow.add_argument(
         "--max-publish-interval",

@@ -23,7 +23,7 @@ A config file holds the same keys as the flags (``logweir run --help``)::
     follow = ["/var/log/nginx/access.log"]  # files or globs to follow
     commit_interval = "1s"       # how often lake files and checkpoints are written
     commit_size = "16MiB"        # ... or after this much input, if sooner
-    publish_interval = "50ms"    # how often open windows are updated in the store
+    publish_interval = "30ms"    # how often open windows are updated in the store
     max_publish_interval = "1s"  # at low rates it stretches up to this (CPU)
     exit_when_idle = "30s"       # stop after no new lines for this long (scripts)
 
@@ -206,7 +206,7 @@ class RunConfig(BaseModel):
     follow: list[str] = Field(default_factory=list)
     commit_interval_s: float = Field(1.0, alias="commit_interval", gt=0, le=3600)
     commit_bytes: int = Field(16 << 20, alias="commit_size", ge=1 << 10)
-    publish_interval_s: float = Field(0.05, alias="publish_interval", gt=0, le=60)
+    publish_interval_s: float = Field(0.03, alias="publish_interval", gt=0, le=60)
     #: The publish interval stretches up to this at low rates to save CPU
     #: (docs/streaming.md); set it to publish_interval for a fixed rhythm.
     max_publish_interval_s: float = Field(

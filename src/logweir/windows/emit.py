@@ -17,8 +17,8 @@ the steps are kept to a handful of queries in all.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 
 import numpy as np
 import polars as pl
@@ -29,6 +29,7 @@ from logweir.windows.batch import KINDS, STATUS_COLUMNS
 from logweir.windows.dimensions import ALL, STATUS_CLASSES
 from logweir.windows.quantiles import QUANTILES, quantiles
 from logweir.windows.state import PaneState
+from logweir.windows.tables import split_panes
 
 _US = 1_000_000
 #: Kinds of top list: the list's index is ``wid * groups * KINDS + gid * KINDS
@@ -79,19 +80,34 @@ def emit(state: PaneState, windows: pl.DataFrame) -> pl.DataFrame:
     if windows.is_empty():
         return pl.DataFrame(schema=WINDOW_SCHEMA)
     plan = _plan(state, windows)
-    keyed = _small_rows(state, plan).lazy()
-    for extra in (
-        _quantile_rows(plan),
-        _unique_rows(state, plan),
-        _top_rows(state, plan),
-    ):
-        if extra is not None:
-            keyed = keyed.join(extra.lazy(), on=["wid", "gid"], how="left")
-    labelled = keyed.join(plan.groups.lazy(), on="gid").drop("gid")
+    # Every metric is formed as a dense array over the (window, group)
+    # targets; the rows are the targets with requests, and each metric is
+    # read at those with NumPy rather than joined to them (a join is a
+    # query of its own, which is most of the cost when follow mode forms
+    # one open window).
+    present, columns = _small_rows(state, plan)
+    columns.update(_quantile_rows(plan, present))
+    columns.update(_unique_rows(state, plan, present))
+    groups = plan.groups
+    labelled = (
+        pl.DataFrame([groups.get_column("dimension"), groups.get_column("key")])
+        .gather(present % plan.group_count)
+        .hstack(list(columns.values()))
+    )
+    tops = _top_rows(state, plan, present)
+    if tops is not None:
+        labelled = labelled.hstack(tops.get_columns())
+    labelled = labelled.hstack(
+        _window_columns(state, plan, present // plan.group_count)
+    )
     heavy = _heavy_rows(state, plan)
-    if heavy is not None:
-        labelled = pl.concat([labelled, heavy.lazy()], how="diagonal_relaxed")
-    return _finish(state, plan, labelled)
+    if heavy is None:
+        return _finish(labelled.lazy(), set(labelled.columns))
+    heavy = heavy.hstack(
+        _window_columns(state, plan, heavy.get_column("wid").to_numpy())
+    ).drop("wid")
+    both = pl.concat([labelled.lazy(), heavy.lazy()], how="diagonal_relaxed")
+    return _finish(both, set(labelled.columns) | set(heavy.columns))
 
 
 # -- planning ------------------------------------------------------------------
@@ -147,9 +163,8 @@ def _needed_rows(state: PaneState, panes: np.ndarray) -> dict[str, pl.DataFrame]
     inside = held.min() >= panes[0] and held.max() <= panes[-1]
     if inside and len(panes) >= held.n_unique():
         return frames  # every pane is needed: the cut saves nothing
-    wanted = pl.col("pane").is_in(pl.Series(panes).implode())
     return {
-        name: frame.filter(wanted) if frame.height else frame
+        name: split_panes(frame, panes)[0] if frame.height else frame
         for name, frame in frames.items()
     }
 
@@ -241,20 +256,23 @@ def _fan_out(plan: _Plan, panes: np.ndarray, cells: np.ndarray | None) -> _Fanne
     return _Fanned(np.concatenate(targets), np.concatenate(rows))
 
 
-def _keys(targets: np.ndarray, groups: int) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "wid": pl.Series(targets // groups, dtype=pl.UInt32),
-            "gid": pl.Series(targets % groups, dtype=pl.UInt32),
-        }
-    )
+def _at(keys: np.ndarray, targets: np.ndarray, size: int) -> np.ndarray:
+    """The position in ``keys`` (distinct, below ``size``) of each of
+    ``targets``, or -1 for a target not among them."""
+    position = np.full(size, -1, dtype=np.int64)
+    position[keys] = np.arange(len(keys))
+    result: np.ndarray = position[targets]
+    return result
 
 
 # -- metrics -----------------------------------------------------------------
 
 
-def _small_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
-    """Exact counting columns for the overall and small-dimension rows."""
+def _small_rows(
+    state: PaneState, plan: _Plan
+) -> tuple[np.ndarray, dict[str, pl.Series]]:
+    """The targets (``wid * groups + gid``) that have rows, sorted, and the
+    exact counting columns of those rows (overall and small dimensions)."""
     numeric = plan.tables["numeric"]
     cells = numeric.get_column("cell").to_numpy()
     fanned = _fan_out(plan, numeric.get_column("pane").to_numpy(), cells)
@@ -271,10 +289,10 @@ def _small_rows(state: PaneState, plan: _Plan) -> pl.DataFrame:
             fanned.target, np.where(classes == number, requests, 0), size
         )
     present = np.flatnonzero(_summed(fanned.target, np.ones_like(requests), size))
-    return _keys(present, plan.group_count).with_columns(
-        pl.Series(name, values[present], dtype=pl.UInt64)
+    return present, {
+        name: pl.Series(name, values[present], dtype=pl.UInt64)
         for name, values in totals.items()
-    )
+    }
 
 
 def _summed(target: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
@@ -284,28 +302,46 @@ def _summed(target: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     return total
 
 
+#: The status class numbers of the last cell table seen: (cells, ids in
+#: order, classes in that order). Cells are replaced, never changed in
+#: place, when new ones are learned.
+_classes_cache: tuple[pl.DataFrame, np.ndarray, np.ndarray] | None = None
+
+
 def _cell_classes(state: PaneState, cells: np.ndarray) -> np.ndarray:
     """The status class number (1-5, 0 for none) of each cell."""
-    known = state.cells
-    ids = known.get_column("cell").to_numpy()
-    classes = (
-        known.get_column("status_class")
-        .str.head(1)
-        .cast(pl.UInt8, strict=False)
-        .fill_null(0)
-        .to_numpy()
-    )
-    order = np.argsort(ids)
-    found = np.searchsorted(ids, cells, sorter=order).clip(0, len(ids) - 1)
-    result: np.ndarray = classes[order][found]
+    global _classes_cache
+    cached = _classes_cache
+    if (
+        cached is not None
+        and cached[0] is state.cells
+        and len(cached[1]) == state.cells.height
+    ):
+        ids, classes = cached[1], cached[2]
+    else:
+        known = state.cells
+        ids = known.get_column("cell").to_numpy()
+        classes = (
+            known.get_column("status_class")
+            .str.head(1)
+            .cast(pl.UInt8, strict=False)
+            .fill_null(0)
+            .to_numpy()
+        )
+        order = np.argsort(ids)
+        ids, classes = ids[order], classes[order]
+        _classes_cache = (known, ids, classes)
+    found = np.searchsorted(ids, cells).clip(0, len(ids) - 1)
+    result: np.ndarray = classes[found]
     return result
 
 
-def _quantile_rows(plan: _Plan) -> pl.DataFrame | None:
-    """Percentiles per window and group from the (pane, cell, bucket) rows."""
+def _quantile_rows(plan: _Plan, present: np.ndarray) -> dict[str, pl.Series]:
+    """Percentiles of the rows at ``present`` from the (pane, cell, bucket)
+    rows, and ``_has_quantiles`` (false where a row has no duration)."""
     hist = plan.tables["hist"]
     if hist.is_empty():
-        return None
+        return {}
     fanned = _fan_out(
         plan, hist.get_column("pane").to_numpy(), hist.get_column("cell").to_numpy()
     )
@@ -316,15 +352,26 @@ def _quantile_rows(plan: _Plan) -> pl.DataFrame | None:
         hist.get_column("count").to_numpy()[fanned.row],
         size,
     )
-    present = np.flatnonzero(~np.isnan(values[QUANTILES[0][0]]))
-    return _keys(present, plan.group_count).with_columns(
-        pl.Series(name, array[present], dtype=pl.Float64)
+    columns = {
+        name: pl.Series(name, array[present], dtype=pl.Float64)
         for name, array in values.items()
-    )
+    }
+    has = ~np.isnan(values[QUANTILES[0][0]][present])
+    columns[_HAS_QUANTILES] = pl.Series(_HAS_QUANTILES, has)
+    return columns
 
 
-def _unique_rows(state: PaneState, plan: _Plan) -> pl.DataFrame | None:
-    """Distinct client estimates per window and dimension row.
+#: Columns that say whether a row has percentiles or a distinct count
+#: (where not, the column is null); dropped before the rows are returned.
+_HAS_QUANTILES = "_has_quantiles"
+_HAS_UNIQUE = "_has_unique"
+
+
+def _unique_rows(
+    state: PaneState, plan: _Plan, present: np.ndarray
+) -> dict[str, pl.Series]:
+    """Distinct client estimates of the rows at ``present``, and
+    ``_has_unique`` (false where a row has no registers).
 
     Registers are kept per pane and dimension row; a window of one pane
     reads its pane's row, a longer one merges its panes' rows (by maximum)
@@ -332,7 +379,7 @@ def _unique_rows(state: PaneState, plan: _Plan) -> pl.DataFrame | None:
     """
     panes, ghashes, rows = state.registers.select(plan.pane_ids)
     if len(rows) == 0:
-        return None
+        return {}
     hashes = plan.groups.get_column("ghash").to_numpy()
     order = np.argsort(hashes)
     found = np.searchsorted(hashes, ghashes, sorter=order).clip(0, len(hashes) - 1)
@@ -358,14 +405,23 @@ def _unique_rows(state: PaneState, plan: _Plan) -> pl.DataFrame | None:
         )
         keys.append(merged_keys)
         values.append(distinct.estimate(merged))
-    key = np.concatenate(keys)
-    return _keys(key, groups).with_columns(
-        pl.Series("unique_clients", np.concatenate(values), dtype=pl.Float64)
-    )
+    at = _at(present, np.concatenate(keys), plan.windows * groups)
+    kept = at >= 0
+    estimates = np.zeros(len(present), dtype=np.float64)
+    has = np.zeros(len(present), dtype=bool)
+    estimates[at[kept]] = np.concatenate(values)[kept]
+    has[at[kept]] = True
+    return {
+        "unique_clients": pl.Series("unique_clients", estimates, dtype=pl.Float64),
+        _HAS_UNIQUE: pl.Series(_HAS_UNIQUE, has),
+    }
 
 
-def _top_rows(state: PaneState, plan: _Plan) -> pl.DataFrame | None:
-    """``top_*`` JSON columns for the overall and status-class rows.
+def _top_rows(
+    state: PaneState, plan: _Plan, present: np.ndarray
+) -> pl.DataFrame | None:
+    """``top_*`` JSON columns of the rows at ``present`` (null but for the
+    overall and status-class rows).
 
     Item summaries are kept per pane and status class (each cut to the
     Misra–Gries capacity); a window's overall row sums its panes' classes,
@@ -397,8 +453,25 @@ def _top_rows(state: PaneState, plan: _Plan) -> pl.DataFrame | None:
     ihash = items.get_column("ihash").to_numpy()[row]
     count = items.get_column("count").to_numpy()[row]
     if len(lists) <= SMALL_TOP_ROWS:
-        return _top_lists_small(state, lists, ihash, count, groups)
-    return _top_lists(state, lists, ihash, count, groups)
+        return _top_lists_small(state, lists, ihash, count, present)
+    listed = _top_lists(state, lists, ihash, count, groups)
+    # each row's position in ``listed``; rows without lists read a null row
+    at = _at(
+        (
+            listed.get_column("wid").cast(pl.Int64).to_numpy() * groups
+            + listed.get_column("gid").cast(pl.Int64).to_numpy()
+        ),
+        present,
+        groups * plan.windows,
+    )
+    missing = pl.DataFrame({column: [None] for column in _TOPS}, schema=_TOP_SCHEMA)
+    tops = listed.select(_TOPS).vstack(missing)
+    return tops.gather(np.where(at >= 0, at, listed.height))
+
+
+#: The ``top_*`` columns, by kind.
+_TOPS = [column for column, _ in KINDS]
+_TOP_SCHEMA = dict.fromkeys(_TOPS, pl.String())
 
 
 #: Item rows up to which the top lists are formed with NumPy and Python
@@ -461,12 +534,13 @@ def _top_lists_small(
     lists: np.ndarray,
     ihash: np.ndarray,
     count: np.ndarray,
-    groups: int,
+    present: np.ndarray,
 ) -> pl.DataFrame:
-    """What :func:`_top_lists` gives, for few rows: NumPy picks each list's
-    ``top_n`` items (count descending, ties to the smaller item hash), one
-    query fetches their text, and Python writes the JSON (the same text as
-    Polars' ``json_encode``; checked by the tests)."""
+    """What :func:`_top_lists` gives, for few rows, as the ``top_*`` columns
+    of the rows at ``present``: NumPy picks each list's ``top_n`` items
+    (count descending, ties to the smaller item hash), one query fetches
+    their text, and Python writes the JSON (the same text as Polars'
+    ``json_encode``; checked by the tests)."""
     top_n = state.config.top_n
     order = np.lexsort((ihash, lists))
     lists, ihash, count = lists[order], ihash[order], count[order]
@@ -496,36 +570,53 @@ def _top_lists_small(
         lists.tolist(), ihash.tolist(), summed.tolist(), strict=True
     ):
         entries.setdefault(number, []).append((total, text.get(item_hash)))
-    columns: dict[tuple[int, int], list[str | None]] = {}
-    for number, listed in entries.items():
+    # the row of each list's (wid, gid) target among ``present``
+    numbers = np.fromiter(entries, dtype=np.int64, count=len(entries))
+    at = np.searchsorted(present, numbers // _KIND_SPAN).clip(0, len(present) - 1)
+    if len(present):
+        held = present[at] == numbers // _KIND_SPAN
+    else:
+        held = np.zeros(len(numbers), dtype=bool)
+    columns: list[list[str | None]] = [[None] * len(present) for _ in KINDS]
+    for (number, listed), row, kept in zip(
+        entries.items(), at.tolist(), held.tolist(), strict=True
+    ):
+        if not kept:
+            continue
         # most frequent first, ties by item (a missing text first, as Polars
         # sorts nulls)
         listed.sort(key=lambda entry: (-entry[0], entry[1] is not None, entry[1] or ""))
         top = ",".join(
-            json.dumps(
-                {"key": item, "count": total}, ensure_ascii=False, separators=(",", ":")
-            )
-            for total, item in listed
+            f'{{"key":{_json_text(item)},"count":{total}}}' for total, item in listed
         )
-        key = (number // (_KIND_SPAN * groups), number // _KIND_SPAN % groups)
-        columns.setdefault(key, [None] * _KIND_SPAN)[number % _KIND_SPAN] = f"[{top}]"
-    keys = list(columns)
+        columns[number % _KIND_SPAN][row] = f"[{top}]"
     return pl.DataFrame(
         {
-            "wid": pl.Series([wid for wid, _ in keys], dtype=pl.UInt32),
-            "gid": pl.Series([gid for _, gid in keys], dtype=pl.UInt32),
-            **{
-                column: pl.Series([columns[key][kind] for key in keys], dtype=pl.String)
-                for kind, (column, _) in enumerate(KINDS)
-            },
+            column: pl.Series(column, values, dtype=pl.String)
+            for column, values in zip(_TOPS, columns, strict=True)
         }
     )
+
+
+def _json_text(item: str | None) -> str:
+    """``item`` as a JSON value, as ``json.dumps(item, ensure_ascii=False)``
+    writes it."""
+    return "null" if item is None else encode_basestring(item)
+
+
+#: The overall and status-class gids of the last group table seen:
+#: (groups, overall gid, gid per class number).
+_class_cache: tuple[pl.DataFrame, int, np.ndarray] | None = None
 
 
 def _class_groups(plan: _Plan) -> tuple[int, np.ndarray]:
     """The overall row's gid, and per status class number (0 for none, then
     1 to 5) the gid of its row: -1 where there is none (classes not chosen,
     or no such class seen)."""
+    global _class_cache
+    cached = _class_cache
+    if cached is not None and cached[0] is plan.groups:
+        return cached[1], cached[2]
     overall = -1
     by_class = np.full(max(STATUS_CLASSES) + 1, -1, dtype=np.int64)
     for gid, dimension, key in plan.groups.select(
@@ -537,6 +628,7 @@ def _class_groups(plan: _Plan) -> tuple[int, np.ndarray]:
             number = int(key[0])
             if 0 < number < len(by_class):
                 by_class[number] = gid
+    _class_cache = (plan.groups, overall, by_class)
     return overall, by_class
 
 
@@ -563,41 +655,67 @@ def _heavy_rows(state: PaneState, plan: _Plan) -> pl.DataFrame | None:
     )
 
 
-def _finish(state: PaneState, plan: _Plan, rows: pl.LazyFrame) -> pl.DataFrame:
-    """Window columns, error rate and the exact schema, in a stable order."""
+def _window_columns(state: PaneState, plan: _Plan, wid: np.ndarray) -> list[pl.Series]:
+    """Size, step and start of the windows ``wid``, one value per row."""
     specs = state.config.specs
-    sizes = np.array([spec.size_s for spec in specs], dtype=np.int64)[plan.spec]
-    steps = np.array([spec.step_s for spec in specs], dtype=np.int64)[plan.spec]
-    windows = pl.DataFrame(
-        {
-            "wid": pl.Series(np.arange(plan.windows), dtype=pl.UInt32),
-            "window_size_s": sizes,
-            "window_step_s": steps,
-            "start_s": plan.start_s,
-        }
+    index = wid.astype(np.int64)
+    number = plan.spec[index]
+    sizes = np.array([spec.size_s for spec in specs], dtype=np.int64)
+    steps = np.array([spec.step_s for spec in specs], dtype=np.int64)
+    return [
+        pl.Series("window_size_s", sizes[number], dtype=pl.Int64),
+        pl.Series("window_step_s", steps[number], dtype=pl.Int64),
+        pl.Series("start_s", plan.start_s[index], dtype=pl.Int64),
+    ]
+
+
+def _finish(rows: pl.LazyFrame, names: set[str]) -> pl.DataFrame:
+    """Window columns, error rate and the exact schema, in a stable order.
+
+    ``names`` are the columns of ``rows``.
+    """
+    key = frozenset(names)
+    steps = _finish_steps.get(key)
+    if steps is None:
+        steps = _finish_steps[key] = _finishing(names)
+    added, columns = steps
+    return (
+        rows.with_columns(**added)
+        .select(columns)
+        .sort(["window_size_s", "window_step_s", "window_start", "dimension", "key"])
+        .collect()
     )
+
+
+#: The expressions of :func:`_finish` by the columns it is given: building
+#: them in Python costs about as much as running them on an open window.
+_finish_steps: dict[frozenset[str], tuple[dict[str, pl.Expr], list[pl.Expr]]] = {}
+
+
+def _finishing(names: set[str]) -> tuple[dict[str, pl.Expr], list[pl.Expr]]:
+    """The columns :func:`_finish` adds, and its selection of the schema."""
     classified = pl.sum_horizontal(*STATUS_COLUMNS)
     start = (
         (pl.col("start_s") * _US).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     )
-    shaped = rows.join(windows.lazy(), on="wid").with_columns(
-        window_start=start,
-        window_end=start + pl.duration(seconds=pl.col("window_size_s")),
-        error_rate=pl.when(classified > 0)
+    added = {
+        "window_start": start,
+        "window_end": start + pl.duration(seconds=pl.col("window_size_s")),
+        "error_rate": pl.when(classified > 0)
         .then(pl.col("status_5xx") / classified)
         .otherwise(None),
-    )
-    names = shaped.collect_schema().names()
+    }
+    shaped = set(names) | set(added)
     columns = []
     for name, dtype in WINDOW_SCHEMA.items():
-        if name not in names:
+        if name not in shaped:
             columns.append(pl.lit(None, dtype=dtype).alias(name))
         elif name == "unique_clients":
-            columns.append(pl.col(name).round(0).cast(dtype))
+            value = pl.col(name).round(0).cast(dtype)
+            columns.append(pl.when(pl.col(_HAS_UNIQUE)).then(value).alias(name))
+        elif name.startswith("duration_"):
+            value = pl.col(name).cast(dtype)
+            columns.append(pl.when(pl.col(_HAS_QUANTILES)).then(value).alias(name))
         else:
             columns.append(pl.col(name).cast(dtype))
-    return (
-        shaped.select(columns)
-        .sort(["window_size_s", "window_step_s", "window_start", "dimension", "key"])
-        .collect()
-    )
+    return added, columns

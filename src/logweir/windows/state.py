@@ -38,6 +38,7 @@ import polars as pl
 
 from logweir.windows import distinct, topk
 from logweir.windows.batch import (
+    ITEM_COLUMNS,
     KINDS,
     STATUS_COLUMNS,
     BatchCounts,
@@ -51,6 +52,10 @@ from logweir.windows.tables import DEFAULT_PENDING_ROWS, PaneTable
 GroupKey = tuple[str, str]
 
 _GROUP_SEED = 120
+#: Names of a batch up to which new ones are found by binary search, not a join.
+_FEW_NAMES = 20_000
+#: Pairs of a batch up to which their registers are found in plain Python.
+_FEW_PAIRS = 500
 
 __all__ = ["KINDS", "STATUS_COLUMNS", "GroupKey", "PaneState", "StateConfig"]
 
@@ -89,14 +94,7 @@ _HIST: dict[str, pl.DataType] = {
     "bucket": pl.Int16(),
     "count": pl.UInt64(),
 }
-_ITEMS: dict[str, pl.DataType] = {
-    "pane": pl.Int64(),
-    "status_class": pl.UInt8(),
-    "kind": pl.UInt8(),
-    "count": pl.UInt64(),
-    "group": pl.UInt64(),
-    "ihash": pl.UInt64(),
-}
+_ITEMS = ITEM_COLUMNS
 #: Item text by hash (hashes are seeded per kind, so they never clash).
 NAMES: dict[str, pl.DataType] = {"ihash": pl.UInt64(), "item": pl.String()}
 _HEAVY: dict[str, pl.DataType] = {
@@ -197,8 +195,13 @@ class PaneState:
                 "ghash": pl.UInt64,
             }
         )
+        #: Per cell, the hashes of the dimension rows it feeds, ascending.
+        self._ghashes_of_cell: dict[int, list[int]] = {}
         self.registers = distinct.Registers()
         self.names = pl.DataFrame(schema=NAMES)
+        #: The hashes in ``names``, sorted (None: to be read from it when
+        #: needed).
+        self._known: np.ndarray | None = None
 
     # -- feeding ---------------------------------------------------------
 
@@ -209,7 +212,9 @@ class PaneState:
             events, self.config.pane_s, self.config.small_strings, self.config.heavy
         )
         self.add_counts(counts)
-        return counts.numeric.get_column("pane").unique()
+        # NumPy: a Polars unique is a query of its own, and these are few.
+        panes = np.unique(counts.numeric.get_column("pane").to_numpy())
+        return pl.Series("pane", panes, dtype=pl.Int64)
 
     def add_counts(self, counts: BatchCounts) -> None:
         """Add counts made by :func:`~logweir.windows.batch.count_batch`."""
@@ -225,14 +230,41 @@ class PaneState:
     def learn_names(self, names: pl.DataFrame) -> None:
         """Keep the text of items not seen before (``ihash, item`` rows,
         one per hash), copied out of the batch's buffers."""
-        new = names.join(self.names, on="ihash", how="anti")
-        if new.is_empty():
-            return
+        if names.height <= _FEW_NAMES:
+            # A binary search in the sorted hashes held: the anti join reads
+            # every name held, many times what a follow-mode batch brings.
+            # (Sorted needles: NumPy then starts each search at the last.)
+            known = self._known_names()
+            hashes = names.get_column("ihash").to_numpy()
+            order = np.argsort(hashes)
+            ordered = hashes[order]
+            at = np.searchsorted(known, ordered)
+            inside = at < len(known)
+            absent = np.ones(len(hashes), dtype=bool)
+            absent[inside] = known[at[inside]] != ordered[inside]
+            if not absent.any():
+                return
+            fresh = np.empty(len(hashes), dtype=bool)
+            fresh[order] = absent
+            new = names.filter(pl.Series(fresh))
+            self._known = np.insert(known, at[absent], ordered[absent])
+        else:
+            new = names.join(self.names, on="ihash", how="anti")
+            if new.is_empty():
+                return
+            self._known = None
         self.names = pl.concat([self.names, new.with_columns(detached("item"))])
         if self.names.n_chunks() > 64:
             self.names = self.names.rechunk()
         if self.names.height > max(4 * self.tables["items"].height, 100_000):
             self._forget_names()
+
+    def _known_names(self) -> np.ndarray:
+        """The hashes in :attr:`names`, sorted (made again after it was
+        replaced)."""
+        if self._known is None:
+            self._known = np.sort(self.names.get_column("ihash").to_numpy())
+        return self._known
 
     def learn_cells(self, cells: pl.DataFrame) -> None:
         """Record cells not seen before, and the dimension rows each feeds.
@@ -240,9 +272,13 @@ class PaneState:
         ``cells`` has ``cell``, ``status_class`` (``"2xx"``…) and the other
         small dimensions.
         """
-        new = cells.join(self.cells, on="cell", how="anti")
-        if new.is_empty():
+        # ``groups_of_cell`` has every cell of ``self.cells``: a dict lookup
+        # per cell costs less than an anti join.
+        known = self.groups_of_cell
+        fresh = [cell not in known for cell in cells.get_column("cell").to_list()]
+        if not any(fresh):
             return
+        new = cells.filter(pl.Series(fresh, dtype=pl.Boolean))
         new = new.unique("cell").select(
             [
                 detached(name) if name != "cell" else pl.col(name)
@@ -268,6 +304,10 @@ class PaneState:
         self.group_map = pairs.with_columns(
             ghash=pl.struct("dimension", "key").hash(_GROUP_SEED)
         )
+        ghashes: dict[int, list[int]] = {}
+        for cell, ghash in self.group_map.select("cell", "ghash").iter_rows():
+            ghashes.setdefault(cell, []).append(ghash)
+        self._ghashes_of_cell = {cell: sorted(found) for cell, found in ghashes.items()}
 
     def _add_clients(self, pairs: pl.DataFrame, clients: pl.DataFrame) -> None:
         """Fold the batch's client hashes into the registers of the pane and
@@ -280,15 +320,34 @@ class PaneState:
         """
         if clients.is_empty():
             return
-        fan = (
-            pairs.with_row_index("pair")
-            .join(self.group_map.select("cell", "ghash"), on="cell")
-            .sort("pair", "ghash")
-        )
-        rows = self.registers.rows_of(
-            fan.get_column("pane").to_numpy(), fan.get_column("ghash").to_numpy()
-        )
-        layers = _layers_of(fan.get_column("pair").to_numpy(), rows, pairs.height)
+        if pairs.height <= _FEW_PAIRS:
+            # The same fan-out, in the same order, from a dict: a join and a
+            # sort cost more than the loop for a follow-mode batch's pairs.
+            sources: list[int] = []
+            panes: list[int] = []
+            ghashes: list[int] = []
+            cells = pairs.get_column("cell").to_list()
+            for number, (pane, cell) in enumerate(
+                zip(pairs.get_column("pane").to_list(), cells, strict=True)
+            ):
+                fed = self._ghashes_of_cell.get(cell, [])
+                sources.extend([number] * len(fed))
+                panes.extend([pane] * len(fed))
+                ghashes.extend(fed)
+            rows = self.registers.rows_of(
+                np.array(panes, dtype=np.int64), np.array(ghashes, dtype=np.uint64)
+            )
+            layers = _layers_of(np.array(sources, dtype=np.int64), rows, pairs.height)
+        else:
+            fan = (
+                pairs.with_row_index("pair")
+                .join(self.group_map.select("cell", "ghash"), on="cell")
+                .sort("pair", "ghash")
+            )
+            rows = self.registers.rows_of(
+                fan.get_column("pane").to_numpy(), fan.get_column("ghash").to_numpy()
+            )
+            layers = _layers_of(fan.get_column("pair").to_numpy(), rows, pairs.height)
         pair = clients.get_column("pair").to_numpy()
         register = clients.get_column("register").to_numpy()
         rank = clients.get_column("rank").to_numpy()
@@ -340,6 +399,7 @@ class PaneState:
         self.names = self.names.join(
             items.select("ihash").unique(), on="ihash", how="semi"
         ).rechunk()
+        self._known = None
 
     def estimated_bytes(self) -> int:
         """Rough memory held: tables and names as Polars counts them, and
@@ -371,6 +431,7 @@ class PaneState:
             table.replace(frames[name])
         self.learn_cells(frames["cells"])
         self.names = frames["names"]
+        self._known = None
         self.registers = distinct.Registers.from_parts(frames["registers"], registers)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import polars as pl
 
 Reducer = Callable[[pl.DataFrame], pl.DataFrame]
@@ -65,33 +66,72 @@ class PaneTable:
         if not self._pending:
             return
         pending = pl.concat(self._pending, how="vertical_relaxed")
-        sources = pl.concat(
-            [self._base.get_column("pane").unique(), *self._pending_panes]
-        )
+        base_panes = self._base.get_column("pane").unique().to_numpy()
+        pending_panes = [panes.to_numpy() for panes in self._pending_panes]
         self._pending = []
         self._pending_panes = []
         self._pending_height = 0
+        # Which panes to sum, worked out on the few distinct panes with
+        # NumPy; whole frames are filtered only where a cut splits them
+        # (follow mode compacts its open pane several times a second, and
+        # each query costs more than the work on its rows).
+        in_pending = np.unique(np.concatenate(pending_panes))
         if self._cutter is None:
-            shared = pending.get_column("pane").unique()
+            shared = in_pending
         else:
-            counted = sources.value_counts()
-            shared = counted.filter(pl.col("count") > 1).get_column("pane")
-        in_shared = pl.col("pane").is_in(shared.implode())
-        parts = [self._base.filter(~in_shared)]
-        merged = pl.concat(
-            [self._base.filter(in_shared), pending.filter(in_shared)],
-            how="vertical_relaxed",
-        )
+            values, counts = np.unique(
+                np.concatenate([base_panes, *pending_panes]), return_counts=True
+            )
+            shared = values[counts > 1]
+        parts = []
+        base_shared = np.isin(base_panes, shared)
+        if base_shared.all():
+            merging = [self._base]
+        elif not base_shared.any():
+            parts.append(self._base)
+            # (empty, but it gives the concatenation the table's types)
+            merging = [self._base.clear()]
+        else:
+            inside, outside = split_panes(self._base, shared)
+            parts.append(outside)
+            merging = [inside]
+        pending_shared = np.isin(in_pending, shared)
+        alone = pending.clear()
+        if pending_shared.all():
+            merging.append(pending)
+        elif pending_shared.any():
+            inside, alone = split_panes(pending, shared)
+            merging.append(inside)
+        else:
+            alone = pending
+        merged = pl.concat(merging, how="vertical_relaxed")
         if not merged.is_empty():
             parts.append(self._reducer(merged))
-        if self._cutter is not None:
-            alone = pending.filter(~in_shared)
-            if not alone.is_empty():
-                parts.append(self._cutter(alone))
-        self._base = pl.concat(
-            [part.select(list(self.schema)).cast(self._schema) for part in parts],
-            how="vertical_relaxed",
-        )
+        if self._cutter is not None and not alone.is_empty():
+            parts.append(self._cutter(alone))
+        self._base = self._stacked(parts)
+
+    def _stacked(self, parts: list[pl.DataFrame]) -> pl.DataFrame:
+        """``parts`` in the table's columns and types, one after another."""
+        if not parts:
+            return pl.DataFrame(schema=self.schema)
+        shaped = [self._shaped(part) for part in parts]
+        if len(shaped) == 1:
+            return shaped[0]
+        stacked = pl.concat(shaped, how="vertical")
+        # (the parts are often slices of the former rows: copied now and
+        # then so that readers do not go through many pieces)
+        return stacked.rechunk() if stacked.n_chunks() > 16 else stacked
+
+    def _shaped(self, part: pl.DataFrame) -> pl.DataFrame:
+        """``part`` in the table's column order and types (a cast only where
+        a type differs: each is a query of its own)."""
+        if part.schema == self._schema:
+            return part
+        ordered = pl.DataFrame([part.get_column(name) for name in self.schema])
+        if ordered.schema == self._schema:
+            return ordered
+        return ordered.cast(self._schema)
 
     def frame(self) -> pl.DataFrame:
         """Every row, compacted."""
@@ -103,7 +143,17 @@ class PaneTable:
         rows add up to its value). For readers that sum rows by key anyway."""
         if not self._pending:
             return self._base
-        return pl.concat([self._base, *self._pending], how="vertical_relaxed")
+        if len(self._pending) > 1:
+            # Kept as one frame for the next call: follow mode reads these
+            # rows several times a second while a batch's frame is added
+            # between reads, and concatenating them all again each time
+            # costs in proportion to the frames. (The panes of each frame
+            # stay apart, so a compaction sums the same panes.)
+            pending = pl.concat(self._pending, how="vertical_relaxed")
+            if pending.n_chunks() > 64:
+                pending = pending.rechunk()
+            self._pending = [pending]
+        return pl.concat([self._base, self._pending[0]], how="vertical_relaxed")
 
     def drop_panes(self, panes: pl.Series) -> None:
         """Forget the rows of ``panes``."""
@@ -131,3 +181,32 @@ class PaneTable:
         """Memory held by the rows, as Polars estimates it."""
         pending = sum(frame.estimated_size() for frame in self._pending)
         return int(self._base.estimated_size() + pending)
+
+
+#: Rows up to which :func:`split_panes` works with NumPy (and a slice where
+#: the panes' rows are contiguous, as the compacted rows of the newest
+#: panes are) rather than with two Polars filters.
+SMALL_SPLIT_ROWS = 500_000
+
+
+def split_panes(
+    frame: pl.DataFrame, panes: np.ndarray
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the rows of ``panes``, the other rows) of ``frame``, each in order."""
+    if frame.height > SMALL_SPLIT_ROWS:
+        listed = pl.Series("pane", panes).cast(frame.schema["pane"])
+        wanted = pl.col("pane").is_in(listed.implode())
+        return frame.filter(wanted), frame.filter(~wanted)
+    mask = np.isin(frame.get_column("pane").to_numpy(), panes)
+    inside = np.flatnonzero(mask)
+    if len(inside) == frame.height:
+        return frame, frame.clear()
+    if len(inside) == 0:
+        return frame.clear(), frame
+    first, end = int(inside[0]), int(inside[-1]) + 1
+    if end - first == len(inside):
+        if end == frame.height:
+            return frame.slice(first), frame.slice(0, first)
+        if first == 0:
+            return frame.slice(0, end), frame.slice(end)
+    return frame.gather(inside), frame.gather(np.flatnonzero(~mask))
