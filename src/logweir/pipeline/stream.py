@@ -116,11 +116,14 @@ LONG_PUBLISHES = 3
 #: CPU budget of publishing per line: forming and storing the changed
 #: windows' rows costs a few ms however few lines changed them, so
 #: publishes are spaced so that they cost at most this many seconds per
-#: line (2.5 % of a core per 10K lines/s; each cycle also pays the fixed
-#: part of parsing and counting its batch, outside this budget). At high
-#: rates that allows a publish every ~60 ms; at low rates the interval
+#: line (3.5 % of a core per 10K lines/s; each cycle also pays the fixed
+#: part of parsing and counting its batch, outside this budget). At 100K
+#: lines/s that allows a publish every ~25-35 ms; at low rates the interval
 #: stretches, up to MAX_PUBLISH_S (see docs/streaming.md, Latency and CPU).
-PUBLISH_CPU_PER_LINE_S = 2.5e-6
+#: (2.5 µs until the cycles' fixed costs were cut: the budget then left
+#: ~40 ms at 100K lines/s and p99 above 80 ms; 3.5 µs costs ~0.5 % more of
+#: a core per 10K lines/s, measured.)
+PUBLISH_CPU_PER_LINE_S = 3.5e-6
 #: CPU (share of a core) that goes every second whatever the rate: the unit
 #: cut once a second (window state, lake file, checkpoint), the reader's
 #: polls, the main loop's ticks. It comes out of the budget above first,
