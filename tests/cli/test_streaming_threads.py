@@ -18,7 +18,11 @@ from logweir.cli import is_streaming
         (["run", "--follow", "access.log"], True),
         (["-v", "run", "access.log", "--source=kafka://h:9092/t"], True),
         (["ship", "--to", "kafka://h:9092/t", "a.log"], True),
+        (["--verbose", "run", "--fol", "access.log"], True),
+        (["run", "--sou", "kafka://h:9092/t"], True),
         (["run", "access.log"], False),
+        (["run", "--", "--follow"], False),
+        (["run", "--format=--follow", "access.log"], False),
         (["query", "SELECT 1"], False),
         ([], False),
     ],
@@ -41,6 +45,20 @@ def test_a_config_file_that_follows_makes_a_streaming_run(tmp_path: Path) -> Non
     assert not is_streaming(["run", "--config", str(batch)])
     assert not is_streaming(["run", "--config", str(broken)])
     assert not is_streaming(["run", "--config", str(tmp_path / "missing.toml")])
+    assert is_streaming(["run", "--conf", str(follows)])
+    # argparse takes the last --config
+    assert not is_streaming(["run", "--config", str(follows), "--config", str(batch)])
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'follow = ["a.log"]\n# caf\xe9\n')
+    assert not is_streaming(["run", "--config", str(latin)])
+
+
+def test_a_config_from_a_pipe_is_left_whole_for_the_command(tmp_path: Path) -> None:
+    """``--config <(...)``: a pipe can be read once; sniffing it would leave
+    the command an empty file."""
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    assert not is_streaming(["run", "--config", str(fifo)])  # (and does not block)
 
 
 #: Runs the CLI's main in a fresh interpreter, stopped just before it builds

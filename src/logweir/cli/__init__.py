@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import re
+import stat
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -75,42 +76,81 @@ STREAM_POLARS_THREADS = "1"
 def is_streaming(argv: Sequence[str]) -> bool:
     """Whether ``argv`` asks for a streaming run: ``ship``, or ``run`` with
     ``--follow``, ``--source``, or a ``--config`` file that sets ``follow``
-    or ``source``.
+    or ``source``. Options are read as argparse reads them (abbreviations,
+    ``--opt=value``, the last ``--config``, nothing after ``--``).
 
     Known gap: a file that sets ``follow``, given with paths on the command
     line, makes a batch run (``run_cmd.handle``), which then has one Polars
     thread per worker too; telling paths from flags' values would take the
-    whole parser, whose modules import Polars. An unreadable file is left
-    for the command to report.
+    whole parser, whose modules import Polars. Only a regular file is read
+    here (a pipe read twice would reach the command empty), and one that
+    cannot be read is left for the command to report.
     """
-    words = [word for word in argv if not word.startswith("-v")]
-    if not words or words[0] not in ("run", "ship"):
+    # the command: the first word that is not an option of logweir itself
+    at = next((i for i, word in enumerate(argv) if not word.startswith("-")), None)
+    if at is None or argv[at] not in ("run", "ship"):
         return False
-    if words[0] == "ship":
+    if argv[at] == "ship":
         return True
-    flags = {word.split("=", 1)[0] for word in words[1:] if word.startswith("--")}
-    if flags & {"--follow", "--source"}:
+    words = list(argv[at + 1 :])
+    if "--" in words:
+        words = words[: words.index("--")]
+    options = _run_options()
+    named = [
+        (index, _option_named(word, options))
+        for index, word in enumerate(words)
+        if word.startswith("--")
+    ]
+    if any(option in ("--follow", "--source") for _, option in named):
         return True
-    for index, word in enumerate(words):
-        path = None
-        if word == "--config" and index + 1 < len(words):
-            path = words[index + 1]
-        elif word.startswith("--config="):
-            path = word.split("=", 1)[1]
-        if path is None:
-            continue
-        try:
-            with open(path, "rb") as handle:
-                settings = tomllib.load(handle)
-        except (OSError, tomllib.TOMLDecodeError):
+    configs = [index for index, option in named if option == "--config"]
+    if not configs:
+        return False
+    word = words[configs[-1]]
+    if "=" in word:
+        path = word.split("=", 1)[1]
+    elif configs[-1] + 1 < len(words):
+        path = words[configs[-1] + 1]
+    else:
+        return False
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
             return False
-        return bool(settings.get("source") or settings.get("follow"))
-    return False
+        with open(path, "rb") as handle:
+            settings = tomllib.load(handle)
+    except (OSError, ValueError):  # (TOML and UTF-8 errors are ValueErrors)
+        return False
+    return bool(settings.get("source") or settings.get("follow"))
+
+
+def _run_options() -> list[str]:
+    """The option strings of ``logweir run`` (its module imports no Polars)."""
+    from logweir.cli import run_cmd
+
+    parser = argparse.ArgumentParser(add_help=False)
+    subparsers = parser.add_subparsers()
+    run_cmd.register(subparsers)
+    run = subparsers.choices["run"]
+    # (argparse has no public list of a parser's options)
+    return [name for action in run._actions for name in action.option_strings]
+
+
+def _option_named(word: str, options: Sequence[str]) -> str | None:
+    """The option ``word`` names, abbreviations resolved as argparse does."""
+    name = word.split("=", 1)[0]
+    if name in options:
+        return name
+    matches = [option for option in options if option.startswith(name)]
+    return matches[0] if len(matches) == 1 else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if is_streaming(sys.argv[1:] if argv is None else argv):
-        # a setting of the user's own wins
+    # Only where Polars is not imported yet (the command line, not a caller
+    # in-process, whose worker processes would inherit the setting); a
+    # setting of the user's own wins.
+    if "polars" not in sys.modules and is_streaming(
+        sys.argv[1:] if argv is None else argv
+    ):
         os.environ.setdefault("POLARS_MAX_THREADS", STREAM_POLARS_THREADS)
     parser = build_parser()
     # Everything imported so far lives as long as the process: moved out of
