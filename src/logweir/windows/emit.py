@@ -53,6 +53,7 @@ class _Plan:
       window (or -1);
     * ``groups``: ``gid, dimension, key``; ``cells`` (sorted) and
       ``cell_layers``: the gid of each cell's k-th group (or -1);
+    * ``overall_gid``, ``class_gids``: see :func:`_class_groups`;
     * ``tables``: the state's tables, only the rows of those panes.
     """
 
@@ -64,6 +65,8 @@ class _Plan:
     groups: pl.DataFrame
     cells: np.ndarray
     cell_layers: np.ndarray
+    overall_gid: int
+    class_gids: np.ndarray
     tables: dict[str, pl.DataFrame]
 
     @property
@@ -129,7 +132,7 @@ def _plan(state: PaneState, windows: pl.DataFrame) -> _Plan:
     pane_ids = np.unique(pane)
     if len(spec) > MAX_INDEX or len(pane_ids) > MAX_INDEX:
         raise ValueError(f"too many windows or panes at once: {len(spec)}")
-    groups, cells, cell_layers = _groups(state)
+    groups, cells, cell_layers, (overall_gid, class_gids) = _groups(state)
     return _Plan(
         spec=spec,
         start_s=start,
@@ -139,6 +142,8 @@ def _plan(state: PaneState, windows: pl.DataFrame) -> _Plan:
         groups=groups,
         cells=cells,
         cell_layers=cell_layers,
+        overall_gid=overall_gid,
+        class_gids=class_gids,
         tables=_needed_rows(state, pane_ids),
     )
 
@@ -169,14 +174,16 @@ def _needed_rows(state: PaneState, panes: np.ndarray) -> dict[str, pl.DataFrame]
     }
 
 
+_Groups = tuple[pl.DataFrame, np.ndarray, np.ndarray, tuple[int, np.ndarray]]
 #: The group numbering of the last group map seen (follow mode forms rows
-#: many times a second from the same map): (map, groups, cells, layers).
-_groups_cache: tuple[pl.DataFrame, pl.DataFrame, np.ndarray, np.ndarray] | None = None
+#: many times a second from the same map): (map, what :func:`_groups` gives).
+_groups_cache: tuple[pl.DataFrame, _Groups] | None = None
 
 
-def _groups(state: PaneState) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+def _groups(state: PaneState) -> _Groups:
     """``gid, dimension, key, ghash`` per dimension row, the sorted cells,
-    and the gid of each cell's k-th group as :func:`layers`.
+    the gid of each cell's k-th group as :func:`layers`, and the overall and
+    status-class gids (:func:`_class_groups`).
 
     The group map is replaced (never changed in place) when new cells are
     learned, so the numbering is reused while the same frame is current.
@@ -184,7 +191,7 @@ def _groups(state: PaneState) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     global _groups_cache
     cached = _groups_cache
     if cached is not None and cached[0] is state.group_map:
-        return cached[1], cached[2], cached[3]
+        return cached[1]
     mapping = state.group_map
     groups = (
         mapping.select("dimension", "key", "ghash")
@@ -200,8 +207,9 @@ def _groups(state: PaneState) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
         numbered.get_column("gid").to_numpy().astype(np.int64),
         len(cells),
     )
-    _groups_cache = (mapping, groups, cells, cell_layers)
-    return groups, cells, cell_layers
+    found = (groups, cells, cell_layers, _class_groups(groups))
+    _groups_cache = (mapping, found)
+    return found
 
 
 def layers(sources: np.ndarray, targets: np.ndarray, size: int) -> np.ndarray:
@@ -433,7 +441,7 @@ def _top_rows(
     items = plan.tables["items"]
     if items.is_empty():
         return None
-    overall, class_gid = _class_groups(plan)
+    overall, class_gid = plan.overall_gid, plan.class_gids
     groups = plan.group_count
     classes = items.get_column("status_class").to_numpy().astype(np.int64)
     fanned = _fan_out(plan, items.get_column("pane").to_numpy(), None)
@@ -604,31 +612,19 @@ def _json_text(item: str | None) -> str:
     return "null" if item is None else encode_basestring(item)
 
 
-#: The overall and status-class gids of the last group table seen:
-#: (groups, overall gid, gid per class number).
-_class_cache: tuple[pl.DataFrame, int, np.ndarray] | None = None
-
-
-def _class_groups(plan: _Plan) -> tuple[int, np.ndarray]:
+def _class_groups(groups: pl.DataFrame) -> tuple[int, np.ndarray]:
     """The overall row's gid, and per status class number (0 for none, then
     1 to 5) the gid of its row: -1 where there is none (classes not chosen,
     or no such class seen)."""
-    global _class_cache
-    cached = _class_cache
-    if cached is not None and cached[0] is plan.groups:
-        return cached[1], cached[2]
     overall = -1
     by_class = np.full(max(STATUS_CLASSES) + 1, -1, dtype=np.int64)
-    for gid, dimension, key in plan.groups.select(
-        "gid", "dimension", "key"
-    ).iter_rows():
+    for gid, dimension, key in groups.select("gid", "dimension", "key").iter_rows():
         if dimension == ALL:
             overall = gid
         elif dimension == "status_class" and key[:1].isdigit():
             number = int(key[0])
             if 0 < number < len(by_class):
                 by_class[number] = gid
-    _class_cache = (plan.groups, overall, by_class)
     return overall, by_class
 
 

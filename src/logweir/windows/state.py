@@ -94,7 +94,6 @@ _HIST: dict[str, pl.DataType] = {
     "bucket": pl.Int16(),
     "count": pl.UInt64(),
 }
-_ITEMS = ITEM_COLUMNS
 #: Item text by hash (hashes are seeded per kind, so they never clash).
 NAMES: dict[str, pl.DataType] = {"ihash": pl.UInt64(), "item": pl.String()}
 _HEAVY: dict[str, pl.DataType] = {
@@ -122,7 +121,7 @@ def _tables(config: StateConfig, pending_rows: int) -> dict[str, PaneTable]:
             cutter=_as_is,
         ),
         "items": PaneTable(
-            _ITEMS,
+            ITEM_COLUMNS,
             lambda rows: _reduce_items(rows, config.top_capacity),
             pending_rows,
             cutter=lambda rows: _cut_items(rows, config.top_capacity),
