@@ -17,6 +17,7 @@ the steps are kept to a handful of queries in all.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 
@@ -670,11 +671,7 @@ def _finish(rows: pl.LazyFrame, names: set[str]) -> pl.DataFrame:
 
     ``names`` are the columns of ``rows``.
     """
-    key = frozenset(names)
-    steps = _finish_steps.get(key)
-    if steps is None:
-        steps = _finish_steps[key] = _finishing(names)
-    added, columns = steps
+    added, columns = _finishing(frozenset(names))
     return (
         rows.with_columns(**added)
         .select(columns)
@@ -683,13 +680,13 @@ def _finish(rows: pl.LazyFrame, names: set[str]) -> pl.DataFrame:
     )
 
 
-#: The expressions of :func:`_finish` by the columns it is given: building
-#: them in Python costs about as much as running them on an open window.
-_finish_steps: dict[frozenset[str], tuple[dict[str, pl.Expr], list[pl.Expr]]] = {}
-
-
-def _finishing(names: set[str]) -> tuple[dict[str, pl.Expr], list[pl.Expr]]:
-    """The columns :func:`_finish` adds, and its selection of the schema."""
+@functools.cache
+def _finishing(
+    names: frozenset[str],
+) -> tuple[dict[str, pl.Expr], list[pl.Expr]]:
+    """The columns :func:`_finish` adds, and its selection of the schema
+    (made once per set of columns: building the expressions in Python costs
+    about as much as running them on an open window)."""
     classified = pl.sum_horizontal(*STATUS_COLUMNS)
     start = (
         (pl.col("start_s") * _US).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
